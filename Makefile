@@ -1,0 +1,28 @@
+# One venv at the repository root; every target installs it first if needed.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install up test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[mysql,nats,mqtt,pubsub,dev]'
+	touch $(STAMP)
+
+up: install
+	$(BIN)/weatherpipe up
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) weather.db .pytest_cache .mypy_cache .ruff_cache

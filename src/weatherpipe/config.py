@@ -1,0 +1,90 @@
+"""Settings from WEATHERPIPE_* environment variables (and an optional .env); nothing built at import."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from weatherpipe.errors import ConfigError
+
+ENV_PREFIX = "WEATHERPIPE_"
+
+
+class Settings(BaseSettings):
+    """Every setting of weatherpipe; each CLI option reads the variable of the same name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
+    )
+
+    database_url: str = Field(
+        "sqlite:///weather.db",
+        description="SQLAlchemy URL of the database (sqlite:///FILE or mysql+pymysql://...).",
+    )
+    bus_url: str = Field(
+        "memory://",
+        description="Message bus URL: memory://, nats://HOST:PORT, mqtt://HOST:PORT or pubsub://PROJECT.",
+    )
+    topic: str = Field("weather_topic", description="Topic (subject) the sensors publish to.")
+    subscription: str = Field(
+        "weather_sub", description="Subscription (durable consumer) ingest pulls from."
+    )
+    batch_size: int = Field(2000, ge=1, le=100_000, description="Most readings per insert batch.")
+    batch_seconds: float = Field(
+        0.5, gt=0, le=60, description="Longest time a batch waits to fill before it is written."
+    )
+    detector: str = Field("default", description="Anomaly detector name (see `weatherpipe detectors`).")
+    detect_interval: float = Field(
+        1.0, gt=0, le=3600, description="Seconds between detection passes over new readings."
+    )
+    api_host: str = Field("127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    api_token: str | None = Field(
+        None, description="When set, every API request needs `Authorization: Bearer TOKEN`."
+    )
+    cors_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS; empty turns CORS off."
+    )
+    device_keys: str | None = Field(
+        None, description="Path to a file of per-device HMAC keys (`DEVICE_ID KEY` per line)."
+    )
+    spool_path: str = Field(
+        "weatherpipe-sensors.spool", description="File where sensors keep readings the bus refused."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    log_json: bool = Field(False, description="Write logs as JSON lines.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "mysql", "mariadb", "postgresql")):
+            raise ValueError("must start with sqlite:, mysql+pymysql:, mariadb+pymysql: or postgresql:")
+        return value
+
+    @field_validator("bus_url")
+    @classmethod
+    def _known_bus(cls, value: str) -> str:
+        if value.split("://", 1)[0] not in {"memory", "nats", "mqtt", "pubsub"} or "://" not in value:
+            raise ValueError("must be memory://, nats://HOST:PORT, mqtt://HOST:PORT or pubsub://PROJECT")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ENV_PREFIX + str(err["loc"][0]).upper() if err["loc"] else ENV_PREFIX
+        raise ConfigError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return load_settings()

@@ -1,0 +1,69 @@
+"""The exception tree of weatherpipe.
+
+    WeatherpipeError
+    ├── ConfigError            a setting has a bad value (names the variable)
+    ├── BusError               anything the message bus adapter raises
+    │   ├── BusUnavailable     the broker cannot be reached (retry with backoff)
+    │   └── BusNotSetUp        the topic / subscription does not exist yet
+    ├── StorageError           anything the database raises
+    │   └── StorageUnavailable the database cannot be reached (retry with backoff)
+    ├── DecodeError            a message is not a valid reading (carries the reason)
+    └── ApiError               errors that reach the API carry their HTTP status
+        ├── NotFound           404
+        └── InvalidParameter   422
+
+Vendor exceptions (nats, paho, google, pymysql, sqlite3) are translated into these at the edge
+of the adapter that talks to them, so nothing above a backend knows which one it uses.
+"""
+
+from __future__ import annotations
+
+
+class WeatherpipeError(Exception):
+    """Base of every error weatherpipe raises on purpose."""
+
+
+class ConfigError(WeatherpipeError):
+    """A setting has a bad value; the message names the variable."""
+
+
+class BusError(WeatherpipeError):
+    """The message bus failed."""
+
+
+class BusUnavailable(BusError):
+    """The broker cannot be reached right now; the caller retries with backoff."""
+
+
+class BusNotSetUp(BusError):
+    """The topic, stream or subscription does not exist: run `weatherpipe bus setup`."""
+
+
+class StorageError(WeatherpipeError):
+    """The database failed."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached right now; the caller retries with backoff."""
+
+
+class DecodeError(WeatherpipeError):
+    """A message is not a valid reading; `reason` says precisely why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ApiError(WeatherpipeError):
+    """An error that reaches the API, with the HTTP status it maps to."""
+
+    status_code = 500
+
+
+class NotFound(ApiError):
+    status_code = 404
+
+
+class InvalidParameter(ApiError):
+    status_code = 422
