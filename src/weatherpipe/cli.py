@@ -50,15 +50,20 @@ def _settings(**overrides: Any) -> Settings:
 
 def _logging(settings: Settings) -> None:
     if settings.log_json:
-        fmt = '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":%(message)r}'
+        fmt = (
+            '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
+            '"message":%(message)r}'
+        )
     else:
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=settings.log_level, format=fmt, stream=sys.stderr, force=True)
 
 
 def _status_line(status: Any) -> None:
-    line = (f"{status.readings_per_second:7.1f} readings/s | stored {status.stored:,} | "
-            f"anomalies {status.anomalies:,} | dead letters {status.dead_letters:,}")
+    line = (
+        f"{status.readings_per_second:7.1f} readings/s | stored {status.stored:,} | "
+        f"anomalies {status.anomalies:,} | dead letters {status.dead_letters:,}"
+    )
     if sys.stderr.isatty():
         sys.stderr.write("\r" + line + "   ")
     else:
@@ -82,14 +87,29 @@ def up(
     """Run sensors, ingest, detection and the API in one process (Ctrl-C stops it)."""
     from weatherpipe.runner import run_pipeline
 
-    settings = _settings(api_port=port, api_host=host, database_url=database_url,
-                         bus_url=bus_url, detector=detector)
-    typer.echo(f"weatherpipe {__version__}: {devices} sensors → {settings.bus_url} → "
-               f"{settings.database_url}", err=True)
-    typer.echo(f"API and dashboard on http://{settings.api_host}:{settings.api_port}/ "
-               "(Ctrl-C to stop)", err=True)
-    asyncio.run(run_pipeline(settings, devices=devices, rate=rate, seed=seed,
-                             anomaly_rate=anomaly_rate, duration=duration, on_status=_status_line))
+    settings = _settings(
+        api_port=port, api_host=host, database_url=database_url, bus_url=bus_url, detector=detector
+    )
+    typer.echo(
+        f"weatherpipe {__version__}: {devices} sensors → {settings.bus_url} → "
+        f"{settings.database_url}",
+        err=True,
+    )
+    typer.echo(
+        f"API and dashboard on http://{settings.api_host}:{settings.api_port}/ (Ctrl-C to stop)",
+        err=True,
+    )
+    asyncio.run(
+        run_pipeline(
+            settings,
+            devices=devices,
+            rate=rate,
+            seed=seed,
+            anomaly_rate=anomaly_rate,
+            duration=duration,
+            on_status=_status_line,
+        )
+    )
     typer.echo("\nstopped", err=True)
 
 
@@ -102,20 +122,29 @@ def sensors(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     seed: Seed = 0,
     anomaly_rate: AnomalyRate = 4.0,
-    backfill: Annotated[str | None, typer.Option(
-        help="Write this much past data (e.g. 6h, 30d) as fast as possible, then stop.")] = None,
-    to_db: Annotated[bool, typer.Option(
-        help="With --backfill: write straight to the database instead of the bus.")] = False,
-    truth_file: Annotated[Path | None, typer.Option(
-        help="Append the injected anomalies (ground truth) here as JSON lines.")] = None,
+    backfill: Annotated[
+        str | None,
+        typer.Option(
+            help="Write this much past data (e.g. 6h, 30d) as fast as possible, then stop."
+        ),
+    ] = None,
+    to_db: Annotated[
+        bool,
+        typer.Option(help="With --backfill: write straight to the database instead of the bus."),
+    ] = False,
+    truth_file: Annotated[
+        Path | None,
+        typer.Option(help="Append the injected anomalies (ground truth) here as JSON lines."),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Simulate temperature sensors publishing readings to the bus."""
     from weatherpipe.runner import SimulateOptions, run_backfill, run_sensors
 
     settings = _settings(bus_url=bus_url, topic=topic, database_url=database_url)
-    options = SimulateOptions(devices=devices, rate=rate, seed=seed,
-                                       anomaly_rate=anomaly_rate, truth_file=truth_file)
+    options = SimulateOptions(
+        devices=devices, rate=rate, seed=seed, anomaly_rate=anomaly_rate, truth_file=truth_file
+    )
     if backfill:
         span = _parse_span(backfill)
         end = datetime.now(UTC).replace(microsecond=0)
@@ -140,17 +169,25 @@ def ingest(
     bus_url: BusUrl = None,
     topic: Topic = None,
     subscription: Subscription = None,
-    batch_size: Annotated[int | None, typer.Option(
-        help="Most readings per batch. [env: WEATHERPIPE_BATCH_SIZE]")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Most readings per batch. [env: WEATHERPIPE_BATCH_SIZE]")
+    ] = None,
 ) -> None:
     """Pull readings from the bus and store them (SIGTERM finishes the batch in hand)."""
     from weatherpipe.runner import run_ingest
 
-    settings = _settings(database_url=database_url, bus_url=bus_url, topic=topic,
-                         subscription=subscription, batch_size=batch_size)
+    settings = _settings(
+        database_url=database_url,
+        bus_url=bus_url,
+        topic=topic,
+        subscription=subscription,
+        batch_size=batch_size,
+    )
     stats = asyncio.run(run_ingest(settings))
-    typer.echo(f"stored {stats.stored:,}, duplicates {stats.duplicates:,}, "
-               f"dead letters {stats.dead:,}", err=True)
+    typer.echo(
+        f"stored {stats.stored:,}, duplicates {stats.duplicates:,}, dead letters {stats.dead:,}",
+        err=True,
+    )
 
 
 @app.command()
@@ -162,8 +199,9 @@ def detect(database_url: DatabaseUrl = None, detector: Detector = None) -> None:
 
 
 @app.command()
-def api(port: Port = None, host: Host = None, database_url: DatabaseUrl = None,
-        bus_url: BusUrl = None) -> None:
+def api(
+    port: Port = None, host: Host = None, database_url: DatabaseUrl = None, bus_url: BusUrl = None
+) -> None:
     """Serve the web API and dashboard."""
     import uvicorn
 
@@ -213,7 +251,9 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
 
 
 @bus_app.command("setup")
-def bus_setup(bus_url: BusUrl = None, topic: Topic = None, subscription: Subscription = None) -> None:
+def bus_setup(
+    bus_url: BusUrl = None, topic: Topic = None, subscription: Subscription = None
+) -> None:
     """Create the topic/stream and the subscription/consumer (safe to repeat)."""
     from weatherpipe.runner import open_bus
 
@@ -224,8 +264,11 @@ def bus_setup(bus_url: BusUrl = None, topic: Topic = None, subscription: Subscri
             await bus.setup()
 
     asyncio.run(setup())
-    typer.echo(f"{settings.bus_url}: topic {settings.topic!r} and subscription "
-               f"{settings.subscription!r} are ready", err=True)
+    typer.echo(
+        f"{settings.bus_url}: topic {settings.topic!r} and subscription "
+        f"{settings.subscription!r} are ready",
+        err=True,
+    )
 
 
 @app.command()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-import signal
 import threading
 import time
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,8 +22,9 @@ from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
-from weatherpipe.sensors.profiles import fleet
+from weatherpipe.lifecycle import pause, stop_on_signals
 from weatherpipe.reading import decode, format_ts
+from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
 from weatherpipe.sensors.spool import Item, Spool
 from weatherpipe.storage.engine import upgrade
@@ -43,15 +43,6 @@ class Status:
     dead_letters: int
 
 
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM (Ctrl-C), so every stage can finish its batch."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
 def open_bus(settings: Settings) -> Bus:
     return create_bus(settings.bus_url, settings.topic, settings.subscription)
 
@@ -64,14 +55,20 @@ def open_repository(settings: Settings, migrate: bool = True) -> Repository:
 
 
 def make_ingest(settings: Settings, bus: Bus, repo: Repository) -> IngestWorker:
-    return IngestWorker(bus, repo, batch_size=settings.batch_size, batch_seconds=settings.batch_seconds)
+    return IngestWorker(
+        bus, repo, batch_size=settings.batch_size, batch_seconds=settings.batch_seconds
+    )
 
 
 def make_sensors(
     settings: Settings, bus: Bus, devices: int, rate: float, seed: int, anomaly_rate: float
 ) -> SensorRunner:
     return SensorRunner(
-        bus, fleet(devices, seed), rate=rate, seed=seed, anomaly_rate=anomaly_rate,
+        bus,
+        fleet(devices, seed),
+        rate=rate,
+        seed=seed,
+        anomaly_rate=anomaly_rate,
         spool=Spool(settings.spool_path),
     )
 
@@ -173,8 +170,7 @@ async def _report(
     named = False
     last_stored, last_time = 0, time.monotonic()
     while not stop.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        await pause(1.0, stop)
         await asyncio.to_thread(repo.record_injected, sensors.take_truth())
         if not named and ingest.stats.stored:
             names = {d.device_id: d.name for d in sensors.devices}
@@ -203,19 +199,31 @@ def _write_truth(path: Path | None, sensors: SensorRunner) -> None:
         return
     with path.open("a", encoding="utf-8") as fh:
         for device_id, kind, start, end in truth:
-            fh.write(json.dumps({"device_id": device_id, "kind": kind,
-                                 "start": format_ts(start), "end": format_ts(end)}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "device_id": device_id,
+                        "kind": kind,
+                        "start": format_ts(start),
+                        "end": format_ts(end),
+                    }
+                )
+                + "\n"
+            )
 
 
 async def run_sensors(
-    settings: Settings, options: SimulateOptions, duration: float | None = None,
+    settings: Settings,
+    options: SimulateOptions,
+    duration: float | None = None,
     stop: asyncio.Event | None = None,
 ) -> SensorStats:
     """`weatherpipe sensors`: publish in real time until the duration ends or SIGTERM."""
     stop = stop or stop_on_signals()
     async with open_bus(settings) as bus:
-        sensors = make_sensors(settings, bus, options.devices, options.rate, options.seed,
-                               options.anomaly_rate)
+        sensors = make_sensors(
+            settings, bus, options.devices, options.rate, options.seed, options.anomaly_rate
+        )
         try:
             return await sensors.run(duration, stop)
         finally:
@@ -227,8 +235,9 @@ async def run_backfill(
 ) -> SensorStats:
     """`weatherpipe sensors --backfill`: a past time range as fast as the sink takes it."""
     async with open_bus(settings) as bus:
-        sensors = make_sensors(settings, bus, options.devices, options.rate, options.seed,
-                               options.anomaly_rate)
+        sensors = make_sensors(
+            settings, bus, options.devices, options.rate, options.seed, options.anomaly_rate
+        )
         if not to_db:
             stats = await sensors.backfill(start, end)
         else:

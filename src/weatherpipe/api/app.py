@@ -14,7 +14,9 @@ from weatherpipe.errors import ApiError, StorageUnavailable
 from weatherpipe.storage.repository import Repository
 
 
-def create_app(settings: Settings, repo: Repository | None = None, bus: Bus | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, repo: Repository | None = None, bus: Bus | None = None
+) -> FastAPI:
     """The API over `repo` (built from settings if not given); `bus` is checked by /readyz."""
     app = FastAPI(
         title="weatherpipe",
@@ -41,7 +43,8 @@ def create_app(settings: Settings, repo: Repository | None = None, bus: Bus | No
             f"{'.'.join(str(p) for p in err['loc'][1:]) or 'request'}: {err['msg']}"
             for err in exc.errors()
         ]
-        return JSONResponse({"detail": "; ".join(problems), "errors": exc.errors()},
-                            status_code=422)
+        return JSONResponse(
+            {"detail": "; ".join(problems), "errors": exc.errors()}, status_code=422
+        )
 
     return app

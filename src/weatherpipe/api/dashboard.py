@@ -17,17 +17,22 @@ router = APIRouter()
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str], table_id: str) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(_fmt(row.get(c)))}</td>" for c in columns) + "</tr>"
-        for row in rows
-    ) or f'<tr><td colspan="{len(columns)}">No data found</td></tr>'
-    return (f'<section><h2>{escape(title)}</h2><table id="{table_id}"><thead><tr>{head}</tr>'
-            f"</thead><tbody>{body}</tbody></table></section>")
+    body = (
+        "".join(
+            "<tr>" + "".join(f"<td>{escape(_fmt(row.get(c)))}</td>" for c in columns) + "</tr>"
+            for row in rows
+        )
+        or f'<tr><td colspan="{len(columns)}">No data found</td></tr>'
+    )
+    return (
+        f'<section><h2>{escape(title)}</h2><table id="{table_id}"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{body}</tbody></table></section>"
+    )
 
 
 def _fmt(value: Any) -> str:
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, float):
         return f"{value:.2f}"
     if isinstance(value, datetime):
@@ -43,13 +48,27 @@ def home(request: Request) -> str:
         d["name"] = d["name"] or KNOWN_NAMES.get(d["device_id"], d["device_id"][:8])
     since = datetime.now(UTC) - timedelta(minutes=30)
     sections = [
-        _table("Devices", devices, ["name", "device_id", "count", "last_temperature",
-                                    "max_temperature", "last_ts"], "devices"),
-        _table("Readings per device", repo.analysis("devicedata"), ["device_id", "count"], "counts"),
-        _table("Maximum temperature per device", repo.analysis("devicemax"),
-               ["device_id", "max_temperature"], "max"),
-        _table("Anomalies in the last 30 minutes", repo.analysis("deviceanomalies", since=since),
-               ["device_id", "count"], "anomalies"),
+        _table(
+            "Devices",
+            devices,
+            ["name", "device_id", "count", "last_temperature", "max_temperature", "last_ts"],
+            "devices",
+        ),
+        _table(
+            "Readings per device", repo.analysis("devicedata"), ["device_id", "count"], "counts"
+        ),
+        _table(
+            "Maximum temperature per device",
+            repo.analysis("devicemax"),
+            ["device_id", "max_temperature"],
+            "max",
+        ),
+        _table(
+            "Anomalies in the last 30 minutes",
+            repo.analysis("deviceanomalies", since=since),
+            ["device_id", "count"],
+            "anomalies",
+        ),
     ]
     return PAGE.replace("{{sections}}", "".join(sections))
 

@@ -71,7 +71,9 @@ def daily_max(
 @router.get("/api/v1/anomalies", response_model=list[DeviceAnomalies], tags=["analyses"])
 def anomalies(
     request: Request,
-    minutes: Annotated[int, Query(ge=1, le=527_040, description="Look back this many minutes.")] = 30,
+    minutes: Annotated[
+        int, Query(ge=1, le=527_040, description="Look back this many minutes.")
+    ] = 30,
     device_id: DeviceId | None = None,
 ) -> list[dict[str, Any]]:
     """Anomalies per device in the last N minutes (the original `deviceanomalies.sql`),
@@ -130,8 +132,9 @@ async def readyz(request: Request) -> JSONResponse:
         except WeatherpipeError as exc:
             checks["bus"] = str(exc)
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                        status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )
 
 
 __all__ = ["ReadingOut", "router"]

@@ -11,6 +11,7 @@ from datetime import datetime
 from weatherpipe.detect import create_detector
 from weatherpipe.detect.base import Detector
 from weatherpipe.errors import StorageUnavailable
+from weatherpipe.lifecycle import pause
 from weatherpipe.storage.repository import Repository, Scored
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ class DetectionJob:
         for device_id in self.repo.device_ids():
             cursor = self._cursors.get(device_id)
             if cursor is None:
-                cursor = self._cursors[device_id] = _Cursor(create_detector(self.detector_name), None)
+                cursor = self._cursors[device_id] = _Cursor(
+                    create_detector(self.detector_name), None
+                )
             scored += self._advance(device_id, cursor)
         self.stats.passes += 1
         return scored
@@ -68,13 +71,21 @@ class DetectionJob:
             if not rows:
                 return total
             before = pickle.dumps(cursor.detector)
-            verdicts = cursor.detector.process_many([ts.timestamp() for _, ts, _ in rows],
-                                                    [t for _, _, t in rows])
-            results = [Scored(rid, v.score, v.is_anomaly)
-                       for (rid, _, _), v in zip(rows, verdicts, strict=True)]
+            verdicts = cursor.detector.process_many(
+                [ts.timestamp() for _, ts, _ in rows], [t for _, _, t in rows]
+            )
+            results = [
+                Scored(rid, v.score, v.is_anomaly)
+                for (rid, _, _), v in zip(rows, verdicts, strict=True)
+            ]
             try:
-                self.repo.save_detection(self.detector_name, device_id, rows[-1][1],
-                                         pickle.dumps(cursor.detector), results)
+                self.repo.save_detection(
+                    self.detector_name,
+                    device_id,
+                    rows[-1][1],
+                    pickle.dumps(cursor.detector),
+                    results,
+                )
             except Exception:
                 cursor.detector = pickle.loads(before)  # the pass did not commit: undo it
                 raise
@@ -93,8 +104,5 @@ class DetectionJob:
                 await asyncio.to_thread(self.run_once)
             except StorageUnavailable as exc:
                 log.warning("database unavailable (%s); detection waits", exc)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
+            await pause(interval, stop)
         return self.stats

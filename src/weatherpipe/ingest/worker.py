@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from weatherpipe.bus.base import Bus, Message
 from weatherpipe.errors import BusError, BusUnavailable, DecodeError, StorageUnavailable
+from weatherpipe.lifecycle import pause
 from weatherpipe.reading import Reading, decode
 from weatherpipe.storage.repository import BatchResult, DeadLetter, Repository
 
@@ -59,7 +60,7 @@ class IngestWorker:
                 messages = await self._collect(stop)
             except BusUnavailable as exc:
                 log.warning("bus unavailable (%s); retrying in %.1fs", exc, backoff)
-                await _pause(backoff, stop)
+                await pause(backoff, stop)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             backoff = 0.1
@@ -107,12 +108,13 @@ class IngestWorker:
                 break
             except StorageUnavailable as exc:
                 if stop.is_set():
-                    log.warning("stopping with the database down; %d messages stay unacked",
-                                len(messages))
+                    log.warning(
+                        "stopping with the database down; %d messages stay unacked", len(messages)
+                    )
                     await self._nack(messages)
                     return
                 log.warning("database unavailable (%s); retrying in %.1fs", exc, backoff)
-                await _pause(backoff, stop)
+                await pause(backoff, stop)
                 backoff = min(backoff * 2, MAX_BACKOFF)
         try:
             await self.bus.ack(messages)
@@ -138,10 +140,3 @@ class IngestWorker:
             await self.bus.nack(messages)
         except BusError as exc:
             log.warning("nack failed (%s); the broker redelivers after its ack wait", exc)
-
-
-async def _pause(seconds: float, stop: asyncio.Event) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -66,7 +66,9 @@ class Fleet:
         wsd = np.array([d.climate.weather_sd for d in self.devices])
         k = len(WEATHER_PERIODS_HOURS)
         self._w_amp = (wsd / math.sqrt(k / 2))[:, None] * rng.uniform(0.6, 1.4, (n, k))
-        self._w_period = np.array(WEATHER_PERIODS_HOURS)[None, :] * 3600 * rng.uniform(0.8, 1.25, (n, k))
+        self._w_period = (
+            np.array(WEATHER_PERIODS_HOURS)[None, :] * 3600 * rng.uniform(0.8, 1.25, (n, k))
+        )
         self._w_phase = rng.uniform(0, 2 * math.pi, (n, k))
         self._next = np.full(n, np.nan)
 
@@ -92,16 +94,21 @@ class Fleet:
         rng = self._rng
         kind = str(rng.choice(list(self.kinds)))
         sign = 1.0 if rng.random() < 0.5 else -1.0
-        duration, magnitude = {
-            "spike": (rng.integers(1, 4), rng.uniform(4.0, 12.0)),
-            "dip": (rng.integers(1, 4), -rng.uniform(4.0, 12.0)),
+        sizes: dict[str, tuple[float, float]] = {
+            "spike": (float(rng.integers(1, 4)), rng.uniform(4.0, 12.0)),
+            "dip": (float(rng.integers(1, 4)), -rng.uniform(4.0, 12.0)),
             "stuck": (rng.uniform(90, 300), 0.0),
             "drift": (rng.uniform(300, 900), sign * rng.uniform(3.0, 8.0)),
             "level_shift": (rng.uniform(120, 600), sign * rng.uniform(3.0, 8.0)),
             "noise_burst": (rng.uniform(30, 120), rng.uniform(1.0, 3.0)),
-        }[kind]
+        }
+        duration, magnitude = sizes[kind]
         anomaly = Anomaly(
-            device, kind, start, start + float(duration), float(magnitude),
+            device,
+            kind,
+            start,
+            start + float(duration),
+            float(magnitude),
             frozen=float(self._clean(device, np.array([start]))[0]),
             seed=int(rng.integers(0, 2**31)),
         )
@@ -144,7 +151,10 @@ class Fleet:
         """One device's readings at increasing `times` (backfill mode, call in time order)."""
         if math.isnan(self._next[device]):
             self._schedule(device, float(times[0]) + WARMUP_SECONDS)
-        values = self._clean(device, times) + self._rng.normal(0.0, 1.0, len(times)) * self._noise[device]
+        values = (
+            self._clean(device, times)
+            + self._rng.normal(0.0, 1.0, len(times)) * self._noise[device]
+        )
         pending = [a for a in self._active if a.device == device and a.end > times[0]]
         pending += self._advance(device, float(times[-1]) + 1e-9)
         self._active = [a for a in self._active if a.device != device] + [

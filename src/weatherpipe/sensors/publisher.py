@@ -1,4 +1,4 @@
-"""The sensors' loop: sample the fleet, encode readings, publish them, spool what the bus refuses."""
+"""The sensors' loop: sample the fleet, encode, publish, and spool what the bus refuses."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from weatherpipe.bus.base import Bus
 from weatherpipe.errors import BusError
+from weatherpipe.lifecycle import pause
 from weatherpipe.reading import Reading, encode
 from weatherpipe.sensors.model import Anomaly, Fleet
 from weatherpipe.sensors.profiles import Device
@@ -53,28 +54,40 @@ class SensorRunner:
         self.spool = spool
         self.signer = signer
         self.stats = SensorStats()
-        self.fleet = Fleet(self.devices, seed=seed, anomaly_rate=anomaly_rate, on_anomaly=self._truth)
+        self.fleet = Fleet(
+            self.devices, seed=seed, anomaly_rate=anomaly_rate, on_anomaly=self._truth
+        )
         self._seq = np.zeros(len(self.devices), dtype=np.int64)
 
     def _truth(self, device: Device, anomaly: Anomaly) -> None:
-        self.stats.truth.append((
-            device.device_id, anomaly.kind,
-            datetime.fromtimestamp(anomaly.start, UTC), datetime.fromtimestamp(anomaly.end, UTC),
-        ))
+        self.stats.truth.append(
+            (
+                device.device_id,
+                anomaly.kind,
+                datetime.fromtimestamp(anomaly.start, UTC),
+                datetime.fromtimestamp(anomaly.end, UTC),
+            )
+        )
 
     def take_truth(self) -> list[tuple[str, str, datetime, datetime]]:
         """The injected anomalies recorded since the last call (ground truth for scoring)."""
         truth, self.stats.truth = self.stats.truth, []
         return truth
 
-    def _items(self, index: Sequence[int], times: Sequence[float], values: np.ndarray) -> list[Item]:
+    def _items(
+        self, index: Sequence[int], times: Sequence[float], values: np.ndarray
+    ) -> list[Item]:
         items: list[Item] = []
         for i, t, value in zip(index, times, values, strict=True):
             device = self.devices[i]
             self._seq[i] += 1
             reading = Reading(
-                device.device_id, datetime.fromtimestamp(round(t, 3), UTC), float(value),
-                device.latitude, device.longitude, int(self._seq[i]),
+                device.device_id,
+                datetime.fromtimestamp(round(t, 3), UTC),
+                float(value),
+                device.latitude,
+                device.longitude,
+                int(self._seq[i]),
             )
             data = encode(reading)
             items.append((data, self.signer(device.device_id, data) if self.signer else None))
@@ -112,7 +125,9 @@ class SensorRunner:
         self.spool.clear()
         return True
 
-    async def run(self, duration: float | None = None, stop: asyncio.Event | None = None) -> SensorStats:
+    async def run(
+        self, duration: float | None = None, stop: asyncio.Event | None = None
+    ) -> SensorStats:
         """Real time: every 1/rate seconds, one reading from each device."""
         t0 = time.time()
         n = len(self.devices)
@@ -123,7 +138,7 @@ class SensorRunner:
                 break
             delay = scheduled - time.time()
             if delay > 0:
-                await _sleep_or_stop(delay, stop)
+                await pause(delay, stop)
                 if stop is not None and stop.is_set():
                     break
             values = self.fleet.tick(scheduled)
@@ -151,13 +166,3 @@ class SensorRunner:
             t = float(times[-1]) + step
             self.stats.ticks += len(times)
         return self.stats
-
-
-async def _sleep_or_stop(delay: float, stop: asyncio.Event | None) -> None:
-    if stop is None:
-        await asyncio.sleep(delay)
-        return
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=delay)
-    except TimeoutError:
-        pass

@@ -1,8 +1,9 @@
-"""The four original analyses, each defined once as SQL: the API, the CLI and sql/*.sql use these."""
+"""The four original analyses, each defined once as SQL for the API, the CLI and sql/*.sql."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.types import Integer, TypeEngine
@@ -17,7 +18,7 @@ class Analysis:
     name: str
     title: str
     sql: str
-    params: dict[str, TypeEngine[object]]
+    params: dict[str, TypeEngine[Any]]
     mysql_defaults: dict[str, str]
 
     def statement(self) -> TextClause:

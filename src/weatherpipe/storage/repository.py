@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -108,7 +109,9 @@ class Repository:
                 raise StorageUnavailable(f"database unavailable: {_first_line(exc)}") from exc
             except DBAPIError as exc:
                 if exc.connection_invalidated:
-                    raise StorageUnavailable(f"database connection lost: {_first_line(exc)}") from exc
+                    raise StorageUnavailable(
+                        f"database connection lost: {_first_line(exc)}"
+                    ) from exc
                 raise StorageError(_first_line(exc)) from exc
         raise AssertionError("unreachable")
 
@@ -131,14 +134,17 @@ class Repository:
         """
         received = naive_utc(received_at or datetime.now(UTC))
         unique = list({r.key: r for r in reversed(batch)}.values())[::-1]
-        check_existing = False
-        for _ in range(RETRIES):
+        for attempt in range(RETRIES):
+            write = functools.partial(
+                self._write_batch,
+                batch=unique,
+                dead=dead,
+                received=received,
+                check_existing=attempt > 0,
+            )
             try:
-                fresh = self._run(
-                    lambda conn: self._write_batch(conn, unique, dead, received, check_existing)
-                )
+                fresh = self._run(write)
             except IntegrityError:
-                check_existing = True
                 continue
             return BatchResult(len(fresh), len(batch) - len(fresh), len(dead))
         raise StorageError("batch kept colliding with concurrent writers")
@@ -180,12 +186,28 @@ class Repository:
             _fold(minutes, (r.device_id, minute), r.temperature)
             _fold(days, (r.device_id, minute.date()), r.temperature)
         minute_rows = [
-            {"device_id": d, "minute": m, "n": int(a[0]), "t_min": a[1], "t_max": a[2], "t_sum": a[3]}
+            {
+                "device_id": d,
+                "minute": m,
+                "n": int(a[0]),
+                "t_min": a[1],
+                "t_max": a[2],
+                "t_sum": a[3],
+            }
             for (d, m), a in sorted(minutes.items())
         ]
         day_rows = [
-            {"device_id": d, "day": day, "year": day.year, "month": day.month, "dom": day.day,
-             "n": int(a[0]), "t_min": a[1], "t_max": a[2], "t_sum": a[3]}
+            {
+                "device_id": d,
+                "day": day,
+                "year": day.year,
+                "month": day.month,
+                "dom": day.day,
+                "n": int(a[0]),
+                "t_min": a[1],
+                "t_max": a[2],
+                "t_sum": a[3],
+            }
             for (d, day), a in sorted(days.items())
         ]
         self._upsert_add(conn, readings_minute, ("device_id", "minute"), minute_rows)
@@ -208,7 +230,9 @@ class Repository:
             )
             return
         lite = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
-        smaller, larger = (func.min, func.max) if self.dialect == "sqlite" else (func.least, func.greatest)
+        smaller, larger = (
+            (func.min, func.max) if self.dialect == "sqlite" else (func.least, func.greatest)
+        )
         conn.execute(
             lite.on_conflict_do_update(
                 index_elements=list(keys),
@@ -230,8 +254,14 @@ class Repository:
                 latest[r.device_id] = r
             first[r.device_id] = min(first.get(r.device_id, r.ts), r.ts)
         rows = [
-            {"id": d, "name": None, "latitude": r.latitude, "longitude": r.longitude,
-             "first_seen": naive_utc(first[d]), "last_seen": naive_utc(r.ts)}
+            {
+                "id": d,
+                "name": None,
+                "latitude": r.latitude,
+                "longitude": r.longitude,
+                "first_seen": naive_utc(first[d]),
+                "last_seen": naive_utc(r.ts),
+            }
             for d, r in sorted(latest.items())
         ]
         if self.dialect in ("mysql", "mariadb"):
@@ -260,9 +290,11 @@ class Repository:
 
     def name_devices(self, names: Mapping[str, str]) -> None:
         """Give known devices their display names (the simulator's catalogue)."""
+
         def work(conn: Connection) -> None:
             for device_id, name in names.items():
                 conn.execute(update(devices).where(devices.c.id == device_id).values(name=name))
+
         self._run(work)
 
     # -- analyses and reads -----------------------------------------------------------------------
@@ -297,15 +329,22 @@ class Repository:
                     .limit(1)
                 ).first()
                 count, t_max = counts.get(row["id"], (0, None))
-                out.append({
-                    "device_id": row["id"], "name": row["name"],
-                    "latitude": row["latitude"], "longitude": row["longitude"],
-                    "first_seen": aware(row["first_seen"]), "last_seen": aware(row["last_seen"]),
-                    "count": count, "max_temperature": t_max,
-                    "last_temperature": last.temperature if last else None,
-                    "last_ts": aware(last.ts) if last else None,
-                })
+                out.append(
+                    {
+                        "device_id": row["id"],
+                        "name": row["name"],
+                        "latitude": row["latitude"],
+                        "longitude": row["longitude"],
+                        "first_seen": aware(row["first_seen"]),
+                        "last_seen": aware(row["last_seen"]),
+                        "count": count,
+                        "max_temperature": t_max,
+                        "last_temperature": last.temperature if last else None,
+                        "last_ts": aware(last.ts) if last else None,
+                    }
+                )
             return out
+
         return self._run(work)
 
     def anomalous_readings(
@@ -337,7 +376,9 @@ class Repository:
             conditions.append(readings.c.ts < naive_utc(end))
         if after is not None:
             conditions.append(readings.c.ts > naive_utc(after))
-        return self._rows(select(readings).where(and_(*conditions)).order_by(readings.c.ts).limit(limit))
+        return self._rows(
+            select(readings).where(and_(*conditions)).order_by(readings.c.ts).limit(limit)
+        )
 
     def minute_rollups(
         self, device_id: str, start: datetime, end: datetime
@@ -382,7 +423,11 @@ class Repository:
         return [(int(i), aware(ts), float(t)) for i, ts, t in rows]
 
     def save_detection(
-        self, detector: str, device_id: str, last_ts: datetime, state: bytes,
+        self,
+        detector: str,
+        device_id: str,
+        last_ts: datetime,
+        state: bytes,
         results: Sequence[Scored],
     ) -> None:
         """Write scores and flags and the detector's new state in one transaction (idempotent)."""
@@ -393,13 +438,24 @@ class Repository:
                 conn.execute(
                     update(readings)
                     .where(readings.c.id == bindparam("rid"))
-                    .values(is_anomaly=bindparam("flag"), anomaly_score=bindparam("score"), detector=detector),
-                    [{"rid": s.reading_id, "flag": s.is_anomaly, "score": s.score} for s in results],
+                    .values(
+                        is_anomaly=bindparam("flag"),
+                        anomaly_score=bindparam("score"),
+                        detector=detector,
+                    ),
+                    [
+                        {"rid": s.reading_id, "flag": s.is_anomaly, "score": s.score}
+                        for s in results
+                    ],
                 )
-            key = (detector_state.c.device_id == device_id) & (detector_state.c.detector == detector)
+            key = (detector_state.c.device_id == device_id) & (
+                detector_state.c.detector == detector
+            )
             values = {"last_ts": naive_utc(last_ts), "state": state, "updated_at": now}
             if conn.execute(update(detector_state).where(key).values(**values)).rowcount == 0:
-                conn.execute(insert(detector_state).values(device_id=device_id, detector=detector, **values))
+                conn.execute(
+                    insert(detector_state).values(device_id=device_id, detector=detector, **values)
+                )
 
         self._run(work)
 
@@ -448,8 +504,12 @@ class Repository:
             flagged = conn.execute(
                 select(func.count()).select_from(readings).where(readings.c.is_anomaly.is_(True))
             ).scalar()
-            return {"stored": int(stored or 0), "dead_letters": int(dead or 0),
-                    "anomalies": int(flagged or 0)}
+            return {
+                "stored": int(stored or 0),
+                "dead_letters": int(dead or 0),
+                "anomalies": int(flagged or 0),
+            }
+
         return self._run(work)
 
     def detector_positions(self) -> list[dict[str, Any]]:
@@ -471,17 +531,27 @@ def _fold(acc: dict[Any, list[float]], key: Any, value: float) -> None:
 
 def _reading_row(r: Reading, received: datetime) -> dict[str, Any]:
     return {
-        "device_id": r.device_id, "ts": naive_utc(r.ts), "temperature": r.temperature,
-        "latitude": r.latitude, "longitude": r.longitude, "seq": r.seq, "received_at": received,
+        "device_id": r.device_id,
+        "ts": naive_utc(r.ts),
+        "temperature": r.temperature,
+        "latitude": r.latitude,
+        "longitude": r.longitude,
+        "seq": r.seq,
+        "received_at": received,
     }
 
 
 def _dead_row(d: DeadLetter, received: datetime) -> dict[str, Any]:
     attributes = orjson.dumps(dict(d.attributes)).decode() if d.attributes else None
-    return {"data": d.data, "attributes": attributes, "reason": d.reason[:500], "received_at": received}
+    return {
+        "data": d.data,
+        "attributes": attributes,
+        "reason": d.reason[:500],
+        "received_at": received,
+    }
 
 
-def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
+def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A result row as a dict with aware datetimes and plain numbers."""
     out: dict[str, Any] = {}
     for key, value in row.items():
