@@ -57,6 +57,9 @@ def _logging(settings: Settings) -> None:
     else:
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=settings.log_level, format=fmt, stream=sys.stderr, force=True)
+    logging.getLogger("alembic").setLevel(
+        max(logging.WARNING, logging.getLevelName(settings.log_level))
+    )
 
 
 def _status_line(status: Any) -> None:

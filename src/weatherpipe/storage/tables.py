@@ -30,7 +30,7 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 # Double precision everywhere (MySQL's FLOAT is single precision).
 Double = Float(precision=53).with_variant(mysql.DOUBLE(), "mysql", "mariadb")
 # Dead letters keep their raw bytes, up to 16 MiB on MySQL (MEDIUMBLOB).
-Blob = LargeBinary(length=2**24 - 1)
+Blob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 
 devices = Table(
     "devices",
