@@ -2,34 +2,66 @@
 
 from __future__ import annotations
 
+import asyncio
 import calendar
+import contextlib
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from weatherpipe.api.metrics import CONTENT_TYPE, Metrics
 from weatherpipe.api.schemas import (
     Device,
     DeviceAnomalies,
     DeviceCount,
     DeviceMax,
     Health,
+    Problem,
     ReadingOut,
     ReadingsPage,
+    Series,
 )
 from weatherpipe.errors import InvalidParameter, NotFound, WeatherpipeError
 from weatherpipe.sensors.profiles import KNOWN_NAMES
 from weatherpipe.storage.repository import Repository
 
-router = APIRouter()
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "A token is configured and the request lacks it."},
+    422: {"model": Problem, "description": "A parameter is missing or invalid."},
+    503: {"model": Problem, "description": "The database is unreachable."},
+}
+router = APIRouter(responses=ERRORS)
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 DeviceId = Annotated[str, Query(pattern=UUID_PATTERN, description="A device UUID.")]
+# Every database weatherpipe supports stores these years (MySQL's DATETIME starts at 1000).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+# Most points a series answer may hold per resolution, as a time span.
+RAW_SPAN, MINUTE_SPAN = timedelta(hours=6), timedelta(days=8)
+# `auto` picks raw up to 3 hours, minute rollups up to 2 days, daily rollups beyond.
+AUTO_RAW, AUTO_MINUTE = timedelta(hours=3), timedelta(days=2)
 
 
 def repo_of(request: Request) -> Repository:
     repo: Repository = request.app.state.repo
     return repo
+
+
+def utc(name: str, value: datetime | None) -> datetime | None:
+    """An RFC 3339 time as aware UTC, or a 422 naming the parameter."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidParameter(f"{name} must carry a UTC offset (RFC 3339), e.g. ...Z")
+    try:
+        value = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidParameter(f"{name} is out of range") from None
+    if not EARLIEST <= value < LATEST:
+        raise InvalidParameter(f"{name} must lie between 1970 and 9999")
+    return value
 
 
 @router.get("/api/v1/devices", response_model=list[Device], tags=["analyses"])
@@ -99,14 +131,53 @@ def readings(
     after: Annotated[datetime | None, Query(description="Page cursor: `next_after`.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    """A device's readings in time order, with anomaly flags, one page at a time."""
-    for name, value in (("start", start), ("end", end), ("after", after)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidParameter(f"{name} must carry a UTC offset (RFC 3339), e.g. ...Z")
+    """A device's readings in time order, with anomaly flags, one page at a time.
+
+    Paging is by key: pass the answer's `next_after` as `after` for the next page."""
+    start, end, after = utc("start", start), utc("end", end), utc("after", after)
     items = repo_of(request).readings_page(device_id.lower(), start, end, limit, after)
     if not items and after is None and device_id.lower() not in repo_of(request).device_ids():
         raise NotFound(f"no device {device_id}")
     return {"items": items, "next_after": items[-1]["ts"] if len(items) == limit else None}
+
+
+@router.get("/api/v1/series", response_model=Series, tags=["readings"])
+def series(
+    request: Request,
+    device_id: DeviceId,
+    start: Annotated[
+        datetime | None, Query(description="RFC 3339; default one hour before `end`.")
+    ] = None,
+    end: Annotated[datetime | None, Query(description="RFC 3339; default now.")] = None,
+    resolution: Annotated[
+        Literal["auto", "raw", "minute", "day"],
+        Query(
+            description="raw readings (up to 6 h), minute rollups (up to 8 days), daily "
+            "rollups, or auto: raw up to 3 h, minutes up to 2 days, days beyond."
+        ),
+    ] = "auto",
+) -> dict[str, Any]:
+    """A device's temperature over a time range for charts, with its anomalies."""
+    end = utc("end", end) or datetime.now(UTC)
+    start = utc("start", start) or end - timedelta(hours=1)
+    if start >= end:
+        raise InvalidParameter("start must be before end")
+    span = end - start
+    if resolution == "auto":
+        resolution = "raw" if span <= AUTO_RAW else "minute" if span <= AUTO_MINUTE else "day"
+    if resolution == "raw" and span > RAW_SPAN:
+        raise InvalidParameter("resolution=raw covers at most 6 hours; use minute or day")
+    if resolution == "minute" and span > MINUTE_SPAN:
+        raise InvalidParameter("resolution=minute covers at most 8 days; use day")
+    repo, device = repo_of(request), device_id.lower()
+    return {
+        "device_id": device,
+        "resolution": resolution,
+        "start": start,
+        "end": end,
+        "points": repo.series(device, start, end, resolution),
+        "anomalies": repo.anomalies_between(device, start, end),
+    }
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
@@ -135,6 +206,24 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
     )
+
+
+@router.get(
+    "/metrics",
+    tags=["health"],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format."}},
+)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: ingest rate and batch latency (when ingest shares this process),
+    bus lag, the database's stored readings, anomalies and dead letters, API latency."""
+    collected: Metrics = request.app.state.metrics
+    bus = request.app.state.bus
+    if bus is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(collected.sample_lag(bus), 2.0)
+    body = await asyncio.to_thread(collected.exposition)
+    return Response(body, media_type=CONTENT_TYPE)
 
 
 __all__ = ["ReadingOut", "router"]

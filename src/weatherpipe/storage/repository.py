@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal,
     select,
     text,
     update,
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # A deadlock or lock wait between two ingest processes is retried; the transaction is whole.
 RETRIES = 5
+# `is_anomaly = 1` (not `IS TRUE`) so MySQL can use the (is_anomaly, ts) index.
+FLAGGED = literal(True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,50 +312,57 @@ class Repository:
         return [_plain(row) for row in rows]
 
     def devices(self) -> list[dict[str, Any]]:
-        def work(conn: Connection) -> list[dict[str, Any]]:
-            counts = {
-                row.device_id: (int(row.n), row.t_max)
-                for row in conn.execute(
-                    select(
-                        readings_daily.c.device_id,
-                        func.sum(readings_daily.c.n).label("n"),
-                        func.max(readings_daily.c.t_max).label("t_max"),
-                    ).group_by(readings_daily.c.device_id)
-                )
-            }
-            out = []
-            for row in conn.execute(select(devices).order_by(devices.c.id)).mappings():
-                last = conn.execute(
-                    select(readings.c.ts, readings.c.temperature)
-                    .where(readings.c.device_id == row["id"])
-                    .order_by(readings.c.ts.desc())
-                    .limit(1)
-                ).first()
-                count, t_max = counts.get(row["id"], (0, None))
-                out.append(
-                    {
-                        "device_id": row["id"],
-                        "name": row["name"],
-                        "latitude": row["latitude"],
-                        "longitude": row["longitude"],
-                        "first_seen": aware(row["first_seen"]),
-                        "last_seen": aware(row["last_seen"]),
-                        "count": count,
-                        "max_temperature": t_max,
-                        "last_temperature": last.temperature if last else None,
-                        "last_ts": aware(last.ts) if last else None,
-                    }
-                )
-            return out
+        """Every device with count, maximum (from daily rollups) and last reading, in one query.
 
-        return self._run(work)
+        The last reading is found through devices.last_seen, an index point lookup per device,
+        so the answer costs the same at 3 devices or 3,000 and at any number of readings.
+        """
+        totals = (
+            select(
+                readings_daily.c.device_id,
+                func.sum(readings_daily.c.n).label("n"),
+                func.max(readings_daily.c.t_max).label("t_max"),
+            )
+            .group_by(readings_daily.c.device_id)
+            .subquery()
+        )
+        query = (
+            select(
+                devices,
+                totals.c.n,
+                totals.c.t_max,
+                readings.c.ts.label("last_ts"),
+                readings.c.temperature.label("last_temperature"),
+            )
+            .outerjoin(totals, totals.c.device_id == devices.c.id)
+            .outerjoin(
+                readings,
+                and_(readings.c.device_id == devices.c.id, readings.c.ts == devices.c.last_seen),
+            )
+            .order_by(devices.c.id)
+        )
+        return [
+            {
+                "device_id": row["id"],
+                "name": row["name"],
+                "latitude": row["latitude"],
+                "longitude": row["longitude"],
+                "first_seen": aware(row["first_seen"]),
+                "last_seen": aware(row["last_seen"]),
+                "count": int(row["n"] or 0),
+                "max_temperature": row["t_max"],
+                "last_temperature": row["last_temperature"],
+                "last_ts": aware(row["last_ts"]) if row["last_ts"] is not None else None,
+            }
+            for row in self._run(lambda conn: conn.execute(query).mappings().all())
+        ]
 
     def anomalous_readings(
         self, since: datetime, device_id: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         query = (
             select(readings)
-            .where(readings.c.is_anomaly.is_(True), readings.c.ts >= naive_utc(since))
+            .where(readings.c.is_anomaly == FLAGGED, readings.c.ts >= naive_utc(since))
             .order_by(readings.c.ts.desc())
             .limit(limit)
         )
@@ -393,6 +403,92 @@ class Repository:
             .order_by(readings_minute.c.minute)
         )
         return self._rows(query)
+
+    def series(
+        self, device_id: str, start: datetime, end: datetime, resolution: str
+    ) -> list[dict[str, Any]]:
+        """A device's temperature from `start` to `end` as points of `ts, n, t_min, t_max,
+        t_mean`: raw readings, or the minute or daily rollups (every bucket that overlaps)."""
+        lo, hi = naive_utc(start), naive_utc(end)
+        if resolution == "raw":
+            r = readings.c
+            query = select(
+                r.ts,
+                literal(1).label("n"),
+                r.temperature.label("t_min"),
+                r.temperature.label("t_max"),
+                r.temperature.label("t_mean"),
+            ).where(r.device_id == device_id, r.ts >= lo, r.ts < hi)
+            query = query.order_by(r.ts)
+        elif resolution == "minute":
+            m = readings_minute.c
+            query = select(
+                m.minute.label("ts"), m.n, m.t_min, m.t_max, (m.t_sum / m.n).label("t_mean")
+            ).where(
+                m.device_id == device_id,
+                m.minute >= lo.replace(second=0, microsecond=0),
+                m.minute < hi,
+            )
+            query = query.order_by(m.minute)
+        else:
+            d = readings_daily.c
+            query = select(
+                d.day.label("ts"), d.n, d.t_min, d.t_max, (d.t_sum / d.n).label("t_mean")
+            ).where(
+                d.device_id == device_id,
+                d.day >= lo.date(),
+                d.day <= (hi - timedelta(microseconds=1)).date(),
+            )
+            query = query.order_by(d.day)
+        rows = self._rows(query)
+        for row in rows:
+            if not isinstance(row["ts"], datetime):  # a day: its midnight, UTC
+                row["ts"] = datetime(row["ts"].year, row["ts"].month, row["ts"].day, tzinfo=UTC)
+        return rows
+
+    def anomalies_between(
+        self, device_id: str, start: datetime, end: datetime, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """The flagged readings of a device in a time range (the chart marks them)."""
+        r = readings.c
+        query = (
+            select(r.ts, r.temperature, r.anomaly_score, r.detector)
+            .where(
+                r.is_anomaly == FLAGGED,
+                r.ts >= naive_utc(start),
+                r.ts < naive_utc(end),
+                r.device_id == device_id,
+            )
+            .order_by(r.ts)
+            .limit(limit)
+        )
+        return self._rows(query)
+
+    def full_scan_queries(self) -> dict[str, str]:
+        """The original deployment's queries over weather_trans (full scans), for benchmarks."""
+        day_of = (
+            "CAST(strftime('%d', time) AS INTEGER)" if self.dialect == "sqlite" else "DAY(time)"
+        )
+        month_of = (
+            "CAST(strftime('%m', time) AS INTEGER)" if self.dialect == "sqlite" else "MONTH(time)"
+        )
+        return {
+            "devicedata": "SELECT deviceid, COUNT(*) FROM weather_trans GROUP BY deviceid",
+            "devicemax": "SELECT deviceid, MAX(temperature) FROM weather_trans GROUP BY deviceid",
+            "daymax": (
+                "SELECT deviceid, MAX(temperature) FROM weather_trans "
+                f"WHERE {day_of} = :day AND {month_of} = :month GROUP BY deviceid"
+            ),
+            "deviceanomalies": (
+                "SELECT deviceid, COUNT(*) FROM weather_trans "
+                "WHERE isanomal = 1 AND time >= :since GROUP BY deviceid"
+            ),
+        }
+
+    def run_sql(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Run one literal read-only statement with bound parameters (benchmarks, tests)."""
+        values = {k: naive_utc(v) if isinstance(v, datetime) else v for k, v in params.items()}
+        return [tuple(r) for r in self._run(lambda conn: conn.execute(text(sql), values).all())]
 
     def _rows(self, query: Any) -> list[dict[str, Any]]:
         return [_plain(row) for row in self._run(lambda conn: conn.execute(query).mappings().all())]
@@ -473,7 +569,7 @@ class Repository:
         return self._rows(select(injected_anomalies).order_by(injected_anomalies.c.start_ts))
 
     def flagged(self, detector: str | None = None) -> list[tuple[str, datetime]]:
-        query = select(readings.c.device_id, readings.c.ts).where(readings.c.is_anomaly.is_(True))
+        query = select(readings.c.device_id, readings.c.ts).where(readings.c.is_anomaly == FLAGGED)
         if detector:
             query = query.where(readings.c.detector == detector)
         return [(d, aware(ts)) for d, ts in self._run(lambda conn: conn.execute(query).all())]
@@ -502,7 +598,7 @@ class Repository:
             stored = conn.execute(select(func.coalesce(func.sum(readings_daily.c.n), 0))).scalar()
             dead = conn.execute(select(func.count()).select_from(dead_letters)).scalar()
             flagged = conn.execute(
-                select(func.count()).select_from(readings).where(readings.c.is_anomaly.is_(True))
+                select(func.count()).select_from(readings).where(readings.c.is_anomaly == FLAGGED)
             ).scalar()
             return {
                 "stored": int(stored or 0),
