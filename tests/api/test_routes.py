@@ -139,7 +139,7 @@ def test_series_equals_sql_at_every_resolution(client: TestClient, repo: Reposit
             )
         ] == everything
     assert [a["temperature"] for a in raw["anomalies"]] == [14.5]
-    assert client.get(f"/api/v1/series?device_id={DEVICE_A}").json()["resolution"] == "raw"
+    assert client.get(f"/api/v1/series?device_id={DEVICE_A}").json()["resolution"] == "minute"
 
 
 def test_series_picks_rollups_for_long_ranges(client: TestClient) -> None:

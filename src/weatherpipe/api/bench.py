@@ -185,7 +185,13 @@ def _cases(repo: Repository) -> list[tuple[str, str, Baseline]]:
             None,
         ),
         (
-            "GET /api/v1/series (1 h raw)",
+            "GET /api/v1/series (15 min, raw)",
+            f"/api/v1/series?device_id={did}&start={at(last - timedelta(minutes=15))}"
+            f"&end={at(last)}",
+            None,
+        ),
+        (
+            "GET /api/v1/series (1 h, minutes)",
             f"/api/v1/series?device_id={did}&start={at(last - timedelta(hours=1))}&end={at(last)}",
             None,
         ),
