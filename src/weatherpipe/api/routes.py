@@ -156,7 +156,7 @@ def readings(
     if not items and after is None and device_id.lower() not in repo_of(request).device_ids():
         raise NotFound(f"no device {device_id}")
     for item in items:
-        del item["id"], item["received_at"]
+        del item["id"]
     next_after = items[-1]["ts"] if len(items) == limit else None
     return fast_json({"items": items, "next_after": next_after})
 

@@ -50,6 +50,8 @@ T = TypeVar("T")
 RETRIES = 5
 # Timestamp columns that `Repository._columns` may hand over as SQLite text.
 TIME_KEYS = frozenset({"ts", "received_at", "minute"})
+# What a reader of readings gets: every column but the ingest bookkeeping (received_at).
+READING_COLUMNS = [c for c in readings.c if c.key != "received_at"]
 # `is_anomaly = 1` (not `IS TRUE`) so MySQL can use the (is_anomaly, ts) index.
 FLAGGED = literal(True)
 
@@ -366,7 +368,7 @@ class Repository:
         self, since: datetime, device_id: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         query = (
-            select(*self._columns(*readings.c))
+            select(*self._columns(*READING_COLUMNS))
             .where(readings.c.is_anomaly == FLAGGED, readings.c.ts >= naive_utc(since))
             .order_by(readings.c.ts.desc())
             .limit(limit)
@@ -392,7 +394,7 @@ class Repository:
         if after is not None:
             conditions.append(readings.c.ts > naive_utc(after))
         return self._rows(
-            select(*self._columns(*readings.c))
+            select(*self._columns(*READING_COLUMNS))
             .where(and_(*conditions))
             .order_by(readings.c.ts)
             .limit(limit)
