@@ -60,7 +60,7 @@ def _card(device: dict[str, Any]) -> str:
         f'<dt>Readings</dt><dd class="count">{device["count"]:,}</dd>'
         f'<dt>Maximum</dt><dd class="max">{escape(_fmt(device["max_temperature"]))} °C</dd></dl>'
         f'<figure class="chart" aria-label="temperature of {escape(device["name"])}">'
-        f'<svg viewBox="0 0 600 180" role="img"></svg>'
+        f'<svg viewBox="0 0 360 150" role="img"></svg>'
         f'<figcaption class="chart-note">Charts need scripts; the tables below do not.'
         f"</figcaption></figure></article>"
     )

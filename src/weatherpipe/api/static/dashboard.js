@@ -4,7 +4,7 @@
   "use strict";
   var SPANS = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
   var POLL_MS = 5000;
-  var W = 600, H = 180, PAD = { l: 46, r: 10, t: 10, b: 22 };
+  var W = 360, H = 150, PAD = { l: 40, r: 6, t: 8, b: 20 };
   var NS = "http://www.w3.org/2000/svg";
   var range = "1h";
   var names = {};
@@ -66,7 +66,7 @@
     }, svg);
     marks.forEach(function (a) {
       var c = node("circle", {
-        cx: x(Date.parse(a.ts)), cy: y(a.temperature), r: 4, "class": "anomaly",
+        cx: x(Date.parse(a.ts)), cy: y(a.temperature), r: 4.5, "class": "anomaly",
       }, svg);
       node("title", {}, c).textContent =
         "anomaly " + a.temperature.toFixed(2) + " °C at " + a.ts + " (" + a.detector + ")";
