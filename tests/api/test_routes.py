@@ -122,6 +122,7 @@ def test_series_equals_sql_at_every_resolution(client: TestClient, repo: Reposit
         )
     ]
     minute = client.get(f"/api/v1/series?{query}&resolution=minute").json()
+    hour = client.get(f"/api/v1/series?{query}&resolution=hour").json()
     day = client.get(f"/api/v1/series?{query}&resolution=day").json()
     everything = sql_rows(
         repo,
@@ -129,7 +130,7 @@ def test_series_equals_sql_at_every_resolution(client: TestClient, repo: Reposit
         "WHERE deviceid = :d",
         d=DEVICE_A,
     )
-    for answer in (minute, day):
+    for answer in (minute, hour, day):
         points = answer["points"]
         assert [
             (
@@ -148,6 +149,14 @@ def test_series_picks_rollups_for_long_ranges(client: TestClient) -> None:
     ).json()
     assert week["resolution"] == "day"
     assert [p["t_max"] for p in week["points"]] == [31.0]
+    days = client.get(
+        f"/api/v1/series?device_id={DEVICE_B}&start={rfc(NOW - timedelta(days=41))}"
+        f"&end={rfc(NOW - timedelta(days=39))}"
+    ).json()
+    assert days["resolution"] == "hour"
+    points = days["points"]
+    assert sum(p["n"] for p in points) == 2
+    assert (min(p["t_min"] for p in points), max(p["t_max"] for p in points)) == (30.0, 31.0)
 
 
 def rfc(ts: datetime) -> str:
@@ -194,7 +203,9 @@ def test_devices_and_readings_pages(client: TestClient) -> None:
         f"/api/v1/readings?device_id={DEVICE_A}&after=9999-12-31T23:59:59-01:00",
         "/api/v1/readings?device_id=",
         "/api/v1/series?device_id=x",
-        f"/api/v1/series?device_id={DEVICE_A}&resolution=hour",
+        f"/api/v1/series?device_id={DEVICE_A}&resolution=week",
+        f"/api/v1/series?device_id={DEVICE_A}&start=2024-01-01T00:00:00Z"
+        "&end=2026-01-01T00:00:00Z&resolution=hour",
         f"/api/v1/series?device_id={DEVICE_A}&start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z",
         f"/api/v1/series?device_id={DEVICE_A}&start=2026-01-01T00:00:00Z"
         "&end=2026-01-02T00:00:00Z&resolution=raw",

@@ -196,8 +196,13 @@ def _cases(repo: Repository) -> list[tuple[str, str, Baseline]]:
             None,
         ),
         (
-            "GET /api/v1/series (1 day, minutes)",
+            "GET /api/v1/series (1 day, hours)",
             f"/api/v1/series?device_id={did}&start={at(last - timedelta(days=1))}&end={at(last)}",
+            None,
+        ),
+        (
+            "GET /api/v1/series (7 days, hours)",
+            f"/api/v1/series?device_id={did}&start={at(last - timedelta(days=7))}&end={at(last)}",
             None,
         ),
         (

@@ -40,10 +40,15 @@ DeviceId = Annotated[str, Query(pattern=UUID_PATTERN, description="A device UUID
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 # Most points a series answer may hold per resolution, as a time span.
-RAW_SPAN, MINUTE_SPAN = timedelta(hours=6), timedelta(days=8)
-# `auto` picks raw up to 30 minutes, minute rollups up to 2 days, daily rollups beyond: at most
-# ~2,900 points, so a live chart of the last hour reads 60 rollup rows, not 3,600 readings.
-AUTO_RAW, AUTO_MINUTE = timedelta(minutes=30), timedelta(days=2)
+RAW_SPAN, MINUTE_SPAN, HOUR_SPAN = timedelta(hours=6), timedelta(days=8), timedelta(days=400)
+# `auto` keeps a chart under ~1,800 points: raw up to 30 minutes, minute rollups up to 6 hours,
+# hours (folded from minutes in SQL) up to 14 days, daily rollups beyond.
+Resolution = Literal["auto", "raw", "minute", "hour", "day"]
+AUTO: tuple[tuple[timedelta, Resolution], ...] = (
+    (timedelta(minutes=30), "raw"),
+    (timedelta(hours=6), "minute"),
+    (timedelta(days=14), "hour"),
+)
 
 
 def repo_of(request: Request) -> Repository:
@@ -170,10 +175,11 @@ def series(
     ] = None,
     end: Annotated[datetime | None, Query(description="RFC 3339; default now.")] = None,
     resolution: Annotated[
-        Literal["auto", "raw", "minute", "day"],
+        Resolution,
         Query(
-            description="raw readings (up to 6 h), minute rollups (up to 8 days), daily "
-            "rollups, or auto: raw up to 30 min, minutes up to 2 days, days beyond."
+            description="raw readings (up to 6 h), minute rollups (up to 8 days), hours "
+            "(up to 400 days), daily rollups, or auto: raw up to 30 min, minutes up to 6 h, "
+            "hours up to 14 days, days beyond."
         ),
     ] = "auto",
 ) -> Response:
@@ -184,11 +190,13 @@ def series(
         raise InvalidParameter("start must be before end")
     span = end - start
     if resolution == "auto":
-        resolution = "raw" if span <= AUTO_RAW else "minute" if span <= AUTO_MINUTE else "day"
+        resolution = next((name for limit, name in AUTO if span <= limit), "day")
     if resolution == "raw" and span > RAW_SPAN:
-        raise InvalidParameter("resolution=raw covers at most 6 hours; use minute or day")
+        raise InvalidParameter("resolution=raw covers at most 6 hours; use minute, hour or day")
     if resolution == "minute" and span > MINUTE_SPAN:
-        raise InvalidParameter("resolution=minute covers at most 8 days; use day")
+        raise InvalidParameter("resolution=minute covers at most 8 days; use hour or day")
+    if resolution == "hour" and span > HOUR_SPAN:
+        raise InvalidParameter("resolution=hour covers at most 400 days; use day")
     repo, device = repo_of(request), device_id.lower()
     return fast_json(
         {

@@ -135,7 +135,7 @@ class Series(BaseModel):
     )
 
     device_id: str
-    resolution: Literal["raw", "minute", "day"]
+    resolution: Literal["raw", "minute", "hour", "day"]
     start: datetime
     end: datetime
     points: list[SeriesPoint]
