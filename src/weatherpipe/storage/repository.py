@@ -467,8 +467,8 @@ class Repository:
     def _hourly(self, device_id: str, lo: datetime, hi: datetime) -> Any:
         """Hours folded from the minute rollups inside the database (a week is 168 rows out)."""
         m = readings_minute.c
-        if self.dialect == "sqlite":
-            hour = func.strftime("%Y-%m-%d %H:00:00", m.minute)
+        if self.dialect == "sqlite":  # ISO text: its first 13 characters name the hour
+            hour = func.substr(m.minute, 1, 13).concat(":00:00")
         else:
             hour = func.date_format(m.minute, "%Y-%m-%d %H:00:00")
         return (
