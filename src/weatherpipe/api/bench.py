@@ -201,8 +201,19 @@ def _cases(repo: Repository) -> list[tuple[str, str, Baseline]]:
             None,
         ),
         (
-            "GET /api/v1/series (7 days, hours)",
+            "GET /api/v1/series (3 days, hours)",
+            f"/api/v1/series?device_id={did}&start={at(last - timedelta(days=3))}&end={at(last)}",
+            None,
+        ),
+        (
+            "GET /api/v1/series (7 days, days)",
             f"/api/v1/series?device_id={did}&start={at(last - timedelta(days=7))}&end={at(last)}",
+            None,
+        ),
+        (
+            "GET /api/v1/series (7 days, resolution=hour)",
+            f"/api/v1/series?device_id={did}&start={at(last - timedelta(days=7))}&end={at(last)}"
+            "&resolution=hour",
             None,
         ),
         (

@@ -179,7 +179,7 @@ def series(
         Query(
             description="raw readings (up to 6 h), minute rollups (up to 8 days), hours "
             "(up to 400 days), daily rollups, or auto: raw up to 30 min, minutes up to 6 h, "
-            "hours up to 14 days, days beyond."
+            "hours up to 3 days, days beyond."
         ),
     ] = "auto",
 ) -> Response:
