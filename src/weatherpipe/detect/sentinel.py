@@ -1,4 +1,22 @@
-"""The default detector: several causal surprise features, each judged against its own record."""
+"""The default detector: five causal surprise features, each judged against its own record.
+
+Per reading (row-based, so the same settings serve 1 Hz sensors and hourly series alike):
+
+- level: distance from a slow exponential mean, in slow mean absolute deviations;
+- jump: the step from the previous reading, in slow mean absolute steps;
+- volatility: |log| of fast over slow mean absolute step (noise bursts up, stuck sensors down);
+- novelty: how often, lately, the last three readings binned into the range seen so far form a
+  pattern never seen before, over how often that happens in the long run (a contextual
+  feature in the spirit of CAD OSE and KNN CAD: a familiar value in an unfamiliar sequence);
+- breakout: how far the reading leaves the [min, max] of everything seen, as a share of it.
+
+The first four are each divided by their own record (the largest value seen, decaying with a
+half-life), so every stream sets its own scale and a reading is surprising when it beats the
+stream's history rather than a fixed z. Breakout is divided by a fixed share of the range. The
+reading's ratio is the largest of the five; its score is ``1 - 0.5 ** ratio`` (0.5 at the line).
+An alarm onset is flagged when the ratio reaches 1 after warm-up and outside the quiet period that
+follows each onset, so a held anomaly is reported once (NAB charges every flagged row).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +26,10 @@ from collections.abc import Sequence
 
 from weatherpipe.detect.base import Detector, Verdict
 
-# Feature order in the state arrays.
-LEVEL, JUMP, VOLATILITY = 0, 1, 2
-FEATURES = 3
+# The novelty feature bins each reading into BINS + 1 cells of the range seen so far and
+# remembers which runs of three cells it has met; a bytearray keeps that memory tiny and picklable.
+BINS = 8
+CELLS = BINS + 1
 
 
 class SentinelDetector(Detector):
@@ -22,29 +41,50 @@ class SentinelDetector(Detector):
         self,
         slow: float = 0.01,
         fast: float = 0.1,
-        decay_half_life: float = 2000.0,
-        margin: float = 1.0,
+        novelty_fast: float = 0.1,
+        novelty_slow: float = 0.002,
+        record_half_life: float = 8000.0,
+        margin: float = 1.05,
+        breakout: float = 0.03,
+        breakout_devs: float = 0.0,
+        growth: float = 1.1,
+        clip: float = 0.0,
+        stretch: float = 0.0,
+        release: float = 2.0,
+        mature: float = 300.0,
+        mature_seconds: float = 3600.0,
         burn_in: int = 100,
         warmup: int = 300,
         refractory: int = 100,
     ) -> None:
         self.slow = slow
         self.fast = fast
-        self.decay = 0.5 ** (1.0 / decay_half_life)
+        self.novelty_fast = novelty_fast
+        self.novelty_slow = novelty_slow
+        self.decay = 0.5 ** (1.0 / record_half_life)
         self.margin = margin
+        self.breakout = breakout
+        self.breakout_devs = breakout_devs
+        self.growth = growth
+        self.clip = clip
+        self.stretch = stretch
+        self.release = release
+        self.mature = mature
+        self.mature_seconds = mature_seconds
+        self.first_ts = 0.0
+        self.alarm = False
         self.burn_in = burn_in
         self.warmup = warmup
         self.refractory = refractory
         self.seen = 0
-        self.prev = 0.0
-        self.mean = 0.0
-        self.dev = 0.0
-        self.diff_slow = 0.0
-        self.diff_fast = 0.0
-        self.lo = math.inf
-        self.hi = -math.inf
-        self.record = [0.0] * FEATURES
-        self.quiet = 0  # rows left in the refractory period after an onset
+        self.quiet = 0  # rows left in the quiet period after an onset
+        self.prev = self.mean = self.dev = 0.0
+        self.step_slow = self.step_fast = 0.0
+        self.lo, self.hi = math.inf, -math.inf
+        self.novel_fast = self.novel_slow = 0.0
+        self.context = 0  # the last two cells, as cell[t-2] * CELLS + cell[t-1]
+        self.met = bytearray(CELLS**3)
+        self.records = [0.0, 0.0, 0.0, 0.0]
 
     def score_one(self, ts: float, value: float) -> float:
         return copy.deepcopy(self).process_one(ts, value).score
@@ -53,53 +93,90 @@ class SentinelDetector(Detector):
         self.process_one(ts, value)
 
     def process_one(self, ts: float, value: float) -> Verdict:
-        return self.process_many([ts], [value])[0]
+        return self.process_many((ts,), (value,))[0]
 
     def process_many(self, ts: Sequence[float], values: Sequence[float]) -> list[Verdict]:
-        slow, fast, decay, margin = self.slow, self.fast, self.decay, self.margin
+        # One lean loop over locals serves both paths, so batch and single results are identical
+        # by construction; attribute look-ups inside it would halve the throughput.
+        slow, fast, nfast, nslow = self.slow, self.fast, self.novelty_fast, self.novelty_slow
+        decay, margin, breakout = self.decay, self.margin, self.breakout
+        bdevs, growth, clip, stretch = self.breakout_devs, self.growth, self.clip, self.stretch
+        release, alarm, mature, base_margin = self.release, self.alarm, self.mature, margin
+        mature_s, first_ts = self.mature_seconds, self.first_ts
         burn_in, warmup, refractory = self.burn_in, self.warmup, self.refractory
-        seen, prev, mean, dev = self.seen, self.prev, self.mean, self.dev
-        diff_slow, diff_fast, lo, hi, quiet = (
-            self.diff_slow, self.diff_fast, self.lo, self.hi, self.quiet
+        seen, quiet, prev, mean, dev = self.seen, self.quiet, self.prev, self.mean, self.dev
+        step_slow, step_fast, lo, hi = self.step_slow, self.step_fast, self.lo, self.hi
+        novel_fast, novel_slow, context, met = (
+            self.novel_fast, self.novel_slow, self.context, self.met
         )
-        r_level, r_jump, r_vol = self.record
-        out: list[Verdict] = []
+        r_level, r_jump, r_vol, r_novel = self.records
+        log, out = math.log, []
         append = out.append
-        for x in values:
+        for t, x in zip(ts, values, strict=True):
             if seen == 0:
                 prev = mean = lo = hi = x
-            lo = x if x < lo else lo
-            hi = x if x > hi else hi
-            tiny = 1e-6 * (hi - lo) + 1e-12
-            jump = abs(x - prev)
+                first_ts = t
+            margin = base_margin * (1.0 + mature / (seen + 1.0) + mature_s / (t - first_ts + 1.0))
+            span = hi - lo
+            escape = x - hi if x > hi else lo - x if x < lo else 0.0
+            floor = max(span * breakout, bdevs * dev) * margin
+            z_break = escape / floor if floor > 0.0 else 0.0
+            if stretch and span > 0.0 and escape > stretch * span:
+                escape = stretch * span
+            if x < lo:
+                lo -= escape
+            elif x > hi:
+                hi += escape
+            span = hi - lo
+            tiny = 1e-6 * span + 1e-12
+            step = abs(x - prev)
+            step_fast += fast * (step - step_fast)
             z_level = abs(x - mean) / (dev + tiny)
-            z_jump = jump / (diff_slow + tiny)
-            diff_fast += fast * (jump - diff_fast)
-            z_vol = abs(math.log((diff_fast + tiny) / (diff_slow + tiny)))
+            z_jump = step / (step_slow + tiny)
+            z_vol = abs(log((step_fast + tiny) / (step_slow + tiny)))
+            cell = int((x - lo) / (span + tiny) * BINS)
+            key = context * CELLS + (0 if cell < 0 else BINS if cell > BINS else cell)
+            novel = 1.0 - met[key]
+            met[key] = 1
+            context = key % (CELLS * CELLS)
+            novel_fast += nfast * (novel - novel_fast)
+            z_novel = novel_fast / (novel_slow + 1e-3)
+            novel_slow += nslow * (novel - novel_slow)
             ratio = max(
+                z_break,
                 z_level / (r_level * margin + tiny),
                 z_jump / (r_jump * margin + tiny),
                 z_vol / (r_vol * margin + tiny),
+                z_novel / (r_novel * margin + 1e-9),
             )
-            score = 1.0 - 0.5 ** ratio
-            onset = ratio >= 1.0 and seen >= warmup and quiet == 0
+            onset = ratio >= 1.0 and seen >= warmup and quiet == 0 and not alarm
+            alarm = (onset or alarm) and ratio >= release
             if onset:
                 quiet = refractory
             elif quiet:
                 quiet -= 1
-            append(Verdict(score, onset))
-            if seen >= burn_in:
-                r_level = max(r_level * decay, z_level)
-                r_jump = max(r_jump * decay, z_jump)
-                r_vol = max(r_vol * decay, z_vol)
-            dev += slow * (abs(x - mean) - dev)
-            mean += slow * (x - mean)
-            diff_slow += slow * (jump - diff_slow)
+            append(Verdict(1.0 - 0.5**ratio, onset))
+            if seen >= burn_in:  # the first rows' surprises are the detector's own ignorance
+                g = growth if seen >= warmup else 1e300
+                r_level = max(r_level * decay, min(z_level, r_level * g) if r_level else z_level)
+                r_jump = max(r_jump * decay, min(z_jump, r_jump * g) if r_jump else z_jump)
+                r_vol = max(r_vol * decay, min(z_vol, r_vol * g) if r_vol else z_vol)
+                r_novel = max(r_novel * decay, min(z_novel, r_novel * g) if r_novel else z_novel)
+            gap = x - mean
+            if clip and dev > 0.0 and seen >= burn_in:
+                bound = clip * dev
+                gap = bound if gap > bound else -bound if gap < -bound else gap
+                bound = clip * step_slow
+                step = bound if step > bound else step
+            dev += slow * (abs(gap) - dev)
+            mean += slow * gap
+            step_slow += slow * (step - step_slow)
             prev = x
             seen += 1
-        self.seen, self.prev, self.mean, self.dev = seen, prev, mean, dev
-        self.diff_slow, self.diff_fast, self.lo, self.hi, self.quiet = (
-            diff_slow, diff_fast, lo, hi, quiet
-        )
-        self.record = [r_level, r_jump, r_vol]
+        self.seen, self.quiet, self.prev, self.mean, self.dev = seen, quiet, prev, mean, dev
+        self.step_slow, self.step_fast, self.lo, self.hi = step_slow, step_fast, lo, hi
+        self.novel_fast, self.novel_slow, self.context = novel_fast, novel_slow, context
+        self.records = [r_level, r_jump, r_vol, r_novel]
+        self.alarm = alarm
+        self.first_ts = first_ts
         return out
