@@ -53,6 +53,8 @@ class SentinelDetector(Detector):
         release: float = 2.0,
         mature: float = 300.0,
         mature_seconds: float = 3600.0,
+        jump_weight: float = 1.0,
+        break_steps: float = 0.0,
         burn_in: int = 100,
         warmup: int = 300,
         refractory: int = 100,
@@ -71,6 +73,8 @@ class SentinelDetector(Detector):
         self.release = release
         self.mature = mature
         self.mature_seconds = mature_seconds
+        self.jump_weight = jump_weight
+        self.break_steps = break_steps
         self.first_ts = 0.0
         self.alarm = False
         self.burn_in = burn_in
@@ -103,6 +107,7 @@ class SentinelDetector(Detector):
         bdevs, growth, clip, stretch = self.breakout_devs, self.growth, self.clip, self.stretch
         release, alarm, mature, base_margin = self.release, self.alarm, self.mature, margin
         mature_s, first_ts = self.mature_seconds, self.first_ts
+        jw, bsteps = self.jump_weight, self.break_steps
         burn_in, warmup, refractory = self.burn_in, self.warmup, self.refractory
         seen, quiet, prev, mean, dev = self.seen, self.quiet, self.prev, self.mean, self.dev
         step_slow, step_fast, lo, hi = self.step_slow, self.step_fast, self.lo, self.hi
@@ -119,7 +124,7 @@ class SentinelDetector(Detector):
             margin = base_margin * (1.0 + mature / (seen + 1.0) + mature_s / (t - first_ts + 1.0))
             span = hi - lo
             escape = x - hi if x > hi else lo - x if x < lo else 0.0
-            floor = max(span * breakout, bdevs * dev) * margin
+            floor = max(span * breakout, bdevs * dev, bsteps * step_slow) * margin
             z_break = escape / floor if floor > 0.0 else 0.0
             if stretch and span > 0.0 and escape > stretch * span:
                 escape = stretch * span
@@ -145,7 +150,7 @@ class SentinelDetector(Detector):
             ratio = max(
                 z_break,
                 z_level / (r_level * margin + tiny),
-                z_jump / (r_jump * margin + tiny),
+                jw * z_jump / (r_jump * margin + tiny),
                 z_vol / (r_vol * margin + tiny),
                 z_novel / (r_novel * margin + 1e-9),
             )
