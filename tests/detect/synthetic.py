@@ -113,7 +113,7 @@ def make_stream(seed: int, hours: float = 6.0, kinds: tuple[str, ...] = KINDS) -
     start = 1_700_000_000.0 + float(rng.integers(0, 10**7))
     x, sd, resolution = _sensor(rng, _environment(rng, n))
     order = list(rng.permutation(kinds))
-    slot = (n - 2_700) // len(order)
+    slot = (n - 2_700) // max(len(order), 1)
     windows = []
     for k, kind in enumerate(order):
         at = 2_700 + k * slot + int(rng.integers(0, slot // 3))

@@ -41,54 +41,47 @@ class SentinelDetector(Detector):
         self,
         slow: float = 0.01,
         fast: float = 0.1,
+        smooth_seconds: float = 30.0,
         novelty_fast: float = 0.1,
         novelty_slow: float = 0.002,
-        record_half_life: float = 8000.0,
-        margin: float = 1.05,
+        novelty_floor: float = 0.03,
         breakout: float = 0.03,
-        breakout_devs: float = 0.0,
+        record_half_life: float = 8_000.0,
+        record_half_life_seconds: float = 86_400.0,
         growth: float = 1.1,
-        clip: float = 0.0,
-        stretch: float = 0.0,
-        release: float = 2.0,
-        mature: float = 300.0,
-        mature_seconds: float = 3600.0,
-        jump_weight: float = 1.0,
-        break_steps: float = 0.0,
+        margin: float = 1.05,
+        mature_rows: float = 300.0,
+        mature_seconds: float = 3_600.0,
         burn_in: int = 100,
         warmup: int = 300,
         refractory: int = 100,
     ) -> None:
         self.slow = slow
         self.fast = fast
+        self.smooth_seconds = smooth_seconds
         self.novelty_fast = novelty_fast
         self.novelty_slow = novelty_slow
-        self.decay = 0.5 ** (1.0 / record_half_life)
-        self.margin = margin
+        self.novelty_floor = novelty_floor
         self.breakout = breakout
-        self.breakout_devs = breakout_devs
+        self.record_half_life = record_half_life
+        self.record_half_life_seconds = record_half_life_seconds
         self.growth = growth
-        self.clip = clip
-        self.stretch = stretch
-        self.release = release
-        self.mature = mature
+        self.margin = margin
+        self.mature_rows = mature_rows
         self.mature_seconds = mature_seconds
-        self.jump_weight = jump_weight
-        self.break_steps = break_steps
-        self.first_ts = 0.0
-        self.alarm = False
         self.burn_in = burn_in
         self.warmup = warmup
         self.refractory = refractory
         self.seen = 0
         self.quiet = 0  # rows left in the quiet period after an onset
-        self.prev = self.mean = self.dev = 0.0
+        self.first_ts = self.last_ts = 0.0
+        self.prev = self.mean = self.dev = self.smooth = 0.0
         self.step_slow = self.step_fast = 0.0
         self.lo, self.hi = math.inf, -math.inf
         self.novel_fast = self.novel_slow = 0.0
         self.context = 0  # the last two cells, as cell[t-2] * CELLS + cell[t-1]
         self.met = bytearray(CELLS**3)
-        self.records = [0.0, 0.0, 0.0, 0.0]
+        self.records = [0.0, 0.0, 0.0, 0.0]  # level, jump, volatility, novelty
 
     def score_one(self, ts: float, value: float) -> float:
         return copy.deepcopy(self).process_one(ts, value).score
@@ -102,36 +95,46 @@ class SentinelDetector(Detector):
     def process_many(self, ts: Sequence[float], values: Sequence[float]) -> list[Verdict]:
         # One lean loop over locals serves both paths, so batch and single results are identical
         # by construction; attribute look-ups inside it would halve the throughput.
-        slow, fast, nfast, nslow = self.slow, self.fast, self.novelty_fast, self.novelty_slow
-        decay, margin, breakout = self.decay, self.margin, self.breakout
-        bdevs, growth, clip, stretch = self.breakout_devs, self.growth, self.clip, self.stretch
-        release, alarm, mature, base_margin = self.release, self.alarm, self.mature, margin
-        mature_s, first_ts = self.mature_seconds, self.first_ts
-        jw, bsteps = self.jump_weight, self.break_steps
+        slow, fast, tau = self.slow, self.fast, self.smooth_seconds
+        nfast, nslow, nfloor = self.novelty_fast, self.novelty_slow, self.novelty_floor
+        row_decay = 0.5 ** (1.0 / self.record_half_life)
+        half_life_s, growth, base_margin = self.record_half_life_seconds, self.growth, self.margin
+        breakout, mature_rows, mature_s = self.breakout, self.mature_rows, self.mature_seconds
         burn_in, warmup, refractory = self.burn_in, self.warmup, self.refractory
-        seen, quiet, prev, mean, dev = self.seen, self.quiet, self.prev, self.mean, self.dev
+        seen, quiet, first_ts, last_ts = self.seen, self.quiet, self.first_ts, self.last_ts
+        prev, mean, dev, smooth = self.prev, self.mean, self.dev, self.smooth
         step_slow, step_fast, lo, hi = self.step_slow, self.step_fast, self.lo, self.hi
         novel_fast, novel_slow, context, met = (
             self.novel_fast, self.novel_slow, self.context, self.met
         )
         r_level, r_jump, r_vol, r_novel = self.records
-        log, out = math.log, []
+        log, exp, out = math.log, math.exp, []
         append = out.append
+        last_gap, keep, decay = -1.0, 0.0, row_decay
         for t, x in zip(ts, values, strict=True):
             if seen == 0:
-                prev = mean = lo = hi = x
-                first_ts = t
-            margin = base_margin * (1.0 + mature / (seen + 1.0) + mature_s / (t - first_ts + 1.0))
+                prev = mean = smooth = lo = hi = x
+                first_ts = last_ts = t
+            gap = t - last_ts if t > last_ts else 0.0
+            if gap != last_gap:  # readings mostly arrive evenly: reuse the weights
+                last_gap = gap
+                keep = exp(-gap / tau) if tau > 0.0 else 0.0
+                # Records fade by rows or by time, whichever is slower: a 1 Hz sensor keeps a
+                # day of memory, an hourly series keeps its last 8,000 readings.
+                decay = max(row_decay, 0.5 ** (gap / half_life_s) if half_life_s > 0.0 else 0.0)
+            smooth = keep * smooth + (1.0 - keep) * x
+            last_ts = t
+            # Young streams have seen little of their normal variety, so demand more.
+            margin = base_margin * (
+                1.0 + mature_rows / (seen + 1.0) + mature_s / (t - first_ts + 1.0)
+            )
             span = hi - lo
-            escape = x - hi if x > hi else lo - x if x < lo else 0.0
-            floor = max(span * breakout, bdevs * dev, bsteps * step_slow) * margin
-            z_break = escape / floor if floor > 0.0 else 0.0
-            if stretch and span > 0.0 and escape > stretch * span:
-                escape = stretch * span
-            if x < lo:
-                lo -= escape
-            elif x > hi:
-                hi += escape
+            escape = smooth - hi if smooth > hi else lo - smooth if smooth < lo else 0.0
+            z_break = escape / (span * breakout * margin) if span > 0.0 else 0.0
+            if smooth < lo:
+                lo = smooth
+            elif smooth > hi:
+                hi = smooth
             span = hi - lo
             tiny = 1e-6 * span + 1e-12
             step = abs(x - prev)
@@ -139,49 +142,42 @@ class SentinelDetector(Detector):
             z_level = abs(x - mean) / (dev + tiny)
             z_jump = step / (step_slow + tiny)
             z_vol = abs(log((step_fast + tiny) / (step_slow + tiny)))
-            cell = int((x - lo) / (span + tiny) * BINS)
-            key = context * CELLS + (0 if cell < 0 else BINS if cell > BINS else cell)
+            key = context * CELLS + int((smooth - lo) / (span + tiny) * BINS)
             novel = 1.0 - met[key]
             met[key] = 1
             context = key % (CELLS * CELLS)
             novel_fast += nfast * (novel - novel_fast)
-            z_novel = novel_fast / (novel_slow + 1e-3)
+            z_novel = novel_fast / (novel_slow + nfloor)
             novel_slow += nslow * (novel - novel_slow)
             ratio = max(
                 z_break,
                 z_level / (r_level * margin + tiny),
-                jw * z_jump / (r_jump * margin + tiny),
+                z_jump / (r_jump * margin + tiny),
                 z_vol / (r_vol * margin + tiny),
                 z_novel / (r_novel * margin + 1e-9),
             )
-            onset = ratio >= 1.0 and seen >= warmup and quiet == 0 and not alarm
-            alarm = (onset or alarm) and ratio >= release
+            onset = ratio >= 1.0 and seen >= warmup and quiet == 0
             if onset:
                 quiet = refractory
             elif quiet:
                 quiet -= 1
             append(Verdict(1.0 - 0.5**ratio, onset))
             if seen >= burn_in:  # the first rows' surprises are the detector's own ignorance
-                g = growth if seen >= warmup else 1e300
+                # After warm-up a record may grow only by `growth` a row, so one fault cannot
+                # blind the detector to the next one for hours.
+                g = growth if seen >= warmup else math.inf
                 r_level = max(r_level * decay, min(z_level, r_level * g) if r_level else z_level)
                 r_jump = max(r_jump * decay, min(z_jump, r_jump * g) if r_jump else z_jump)
                 r_vol = max(r_vol * decay, min(z_vol, r_vol * g) if r_vol else z_vol)
                 r_novel = max(r_novel * decay, min(z_novel, r_novel * g) if r_novel else z_novel)
-            gap = x - mean
-            if clip and dev > 0.0 and seen >= burn_in:
-                bound = clip * dev
-                gap = bound if gap > bound else -bound if gap < -bound else gap
-                bound = clip * step_slow
-                step = bound if step > bound else step
-            dev += slow * (abs(gap) - dev)
-            mean += slow * gap
+            dev += slow * (abs(x - mean) - dev)
+            mean += slow * (x - mean)
             step_slow += slow * (step - step_slow)
             prev = x
             seen += 1
-        self.seen, self.quiet, self.prev, self.mean, self.dev = seen, quiet, prev, mean, dev
+        self.seen, self.quiet, self.first_ts, self.last_ts = seen, quiet, first_ts, last_ts
+        self.prev, self.mean, self.dev, self.smooth = prev, mean, dev, smooth
         self.step_slow, self.step_fast, self.lo, self.hi = step_slow, step_fast, lo, hi
         self.novel_fast, self.novel_slow, self.context = novel_fast, novel_slow, context
         self.records = [r_level, r_jump, r_vol, r_novel]
-        self.alarm = alarm
-        self.first_ts = first_ts
         return out
