@@ -140,8 +140,10 @@ def main(argv: list[str]) -> None:
         for kind, a, b in s.windows:
             missed[kind] += not any(a <= t <= b for t in onsets)
     print(f"{name}: {count} streams x {len(KINDS)} kinds")
-    print(f"precision {total.precision:.3f} recall {total.recall:.3f} F1 {total.f1:.3f} "
-          f"(TP {total.true_positives}, FN {total.false_negatives}, FP {total.false_positives})")
+    print(
+        f"precision {total.precision:.3f} recall {total.recall:.3f} F1 {total.f1:.3f} "
+        f"(TP {total.true_positives}, FN {total.false_negatives}, FP {total.false_positives})"
+    )
     print("missed by kind:", missed)
 
 

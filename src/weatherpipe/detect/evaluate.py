@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from weatherpipe.detect import create_detector
+from weatherpipe.detect.base import Verdict
 from weatherpipe.detect.scoring import (
     PROFILES,
     EventCounts,
@@ -41,7 +42,7 @@ class Report:
     detector: str
     files: list[FileResult]
     normalised: dict[str, float] = field(default_factory=dict)
-    events: EventCounts = EventCounts(0, 0, 0)
+    events: EventCounts = field(default_factory=lambda: EventCounts(0, 0, 0))
 
 
 def parse_time(text: str) -> float:
@@ -93,7 +94,9 @@ def _file_events(
     return event_counts([s for s in spans if s[1] >= begin], onsets)
 
 
-def _write_output(path: Path, stamps: list[str], values: list[str], verdicts: list) -> None:
+def _write_output(
+    path: Path, stamps: list[str], values: list[str], verdicts: list[Verdict]
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)

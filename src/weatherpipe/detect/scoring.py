@@ -83,7 +83,8 @@ def probation_rows(n_rows: int) -> int:
 def window_rows(
     timestamps: Sequence[float], windows: Iterable[tuple[float, float]]
 ) -> list[tuple[int, int]]:
-    """Map [start, end] timestamp windows onto row indices (first row at/after start, last at/before end)."""
+    """Map [start, end] timestamp windows onto rows: the first row at or after start, the last
+    at or before end (windows holding no row are dropped)."""
     rows = []
     for start, end in windows:
         first = bisect.bisect_left(timestamps, start)

@@ -49,6 +49,8 @@ class SentinelDetector(Detector):
         record_half_life: float = 8_000.0,
         record_half_life_seconds: float = 86_400.0,
         growth: float = 1.1,
+        novelty_growth: float = 1.5,
+        growth_per_second: float = 1.03,
         margin: float = 1.05,
         mature_rows: float = 300.0,
         mature_seconds: float = 3_600.0,
@@ -66,6 +68,8 @@ class SentinelDetector(Detector):
         self.record_half_life = record_half_life
         self.record_half_life_seconds = record_half_life_seconds
         self.growth = growth
+        self.novelty_growth = novelty_growth
+        self.growth_per_second = growth_per_second
         self.margin = margin
         self.mature_rows = mature_rows
         self.mature_seconds = mature_seconds
@@ -77,11 +81,12 @@ class SentinelDetector(Detector):
         self.first_ts = self.last_ts = 0.0
         self.prev = self.mean = self.dev = self.smooth = 0.0
         self.step_slow = self.step_fast = 0.0
+        self.velocity = self.speed = 0.0
         self.lo, self.hi = math.inf, -math.inf
         self.novel_fast = self.novel_slow = 0.0
         self.context = 0  # the last two cells, as cell[t-2] * CELLS + cell[t-1]
         self.met = bytearray(CELLS**3)
-        self.records = [0.0, 0.0, 0.0, 0.0]  # level, jump, volatility, novelty
+        self.records = [0.0, 0.0, 0.0, 0.0, 0.0]  # level, jump, volatility, novelty, velocity
 
     def score_one(self, ts: float, value: float) -> float:
         return copy.deepcopy(self).process_one(ts, value).score
@@ -101,14 +106,20 @@ class SentinelDetector(Detector):
         half_life_s, growth, base_margin = self.record_half_life_seconds, self.growth, self.margin
         breakout, mature_rows, mature_s = self.breakout, self.mature_rows, self.mature_seconds
         burn_in, warmup, refractory = self.burn_in, self.warmup, self.refractory
+        ngrowth, row_growth, gps = self.novelty_growth, growth, self.growth_per_second
         seen, quiet, first_ts, last_ts = self.seen, self.quiet, self.first_ts, self.last_ts
         prev, mean, dev, smooth = self.prev, self.mean, self.dev, self.smooth
         step_slow, step_fast, lo, hi = self.step_slow, self.step_fast, self.lo, self.hi
         novel_fast, novel_slow, context, met = (
-            self.novel_fast, self.novel_slow, self.context, self.met
+            self.novel_fast,
+            self.novel_slow,
+            self.context,
+            self.met,
         )
-        r_level, r_jump, r_vol, r_novel = self.records
-        log, exp, out = math.log, math.exp, []
+        r_level, r_jump, r_vol, r_novel, r_vel = self.records
+        velocity, speed = self.velocity, self.speed
+        log, exp = math.log, math.exp
+        out: list[Verdict] = []
         append = out.append
         last_gap, keep, decay = -1.0, 0.0, row_decay
         for t, x in zip(ts, values, strict=True):
@@ -121,6 +132,7 @@ class SentinelDetector(Detector):
                 keep = exp(-gap / tau) if tau > 0.0 else 0.0
                 # Records fade by rows or by time, whichever is slower: a 1 Hz sensor keeps a
                 # day of memory, an hourly series keeps its last 8,000 readings.
+                growth = min(row_growth, exp(min(gap * log(gps), 50.0))) if gps > 0.0 else row_growth
                 decay = max(row_decay, 0.5 ** (gap / half_life_s) if half_life_s > 0.0 else 0.0)
             smooth = keep * smooth + (1.0 - keep) * x
             last_ts = t
@@ -142,6 +154,8 @@ class SentinelDetector(Detector):
             z_level = abs(x - mean) / (dev + tiny)
             z_jump = step / (step_slow + tiny)
             z_vol = abs(log((step_fast + tiny) / (step_slow + tiny)))
+            velocity += fast * (x - prev - velocity)
+            z_vel = abs(velocity) / (speed + tiny)
             key = context * CELLS + int((smooth - lo) / (span + tiny) * BINS)
             novel = 1.0 - met[key]
             met[key] = 1
@@ -155,6 +169,7 @@ class SentinelDetector(Detector):
                 z_jump / (r_jump * margin + tiny),
                 z_vol / (r_vol * margin + tiny),
                 z_novel / (r_novel * margin + 1e-9),
+                z_vel / (r_vel * margin + tiny),
             )
             onset = ratio >= 1.0 and seen >= warmup and quiet == 0
             if onset:
@@ -166,18 +181,22 @@ class SentinelDetector(Detector):
                 # After warm-up a record may grow only by `growth` a row, so one fault cannot
                 # blind the detector to the next one for hours.
                 g = growth if seen >= warmup else math.inf
+                gn = ngrowth if seen >= warmup else math.inf
                 r_level = max(r_level * decay, min(z_level, r_level * g) if r_level else z_level)
                 r_jump = max(r_jump * decay, min(z_jump, r_jump * g) if r_jump else z_jump)
                 r_vol = max(r_vol * decay, min(z_vol, r_vol * g) if r_vol else z_vol)
-                r_novel = max(r_novel * decay, min(z_novel, r_novel * g) if r_novel else z_novel)
+                r_novel = max(r_novel * decay, min(z_novel, r_novel * gn) if r_novel else z_novel)
+                r_vel = max(r_vel * decay, min(z_vel, r_vel * g) if r_vel else z_vel)
             dev += slow * (abs(x - mean) - dev)
             mean += slow * (x - mean)
             step_slow += slow * (step - step_slow)
+            speed += slow * (abs(velocity) - speed)
             prev = x
             seen += 1
         self.seen, self.quiet, self.first_ts, self.last_ts = seen, quiet, first_ts, last_ts
         self.prev, self.mean, self.dev, self.smooth = prev, mean, dev, smooth
         self.step_slow, self.step_fast, self.lo, self.hi = step_slow, step_fast, lo, hi
         self.novel_fast, self.novel_slow, self.context = novel_fast, novel_slow, context
-        self.records = [r_level, r_jump, r_vol, r_novel]
+        self.records = [r_level, r_jump, r_vol, r_novel, r_vel]
+        self.velocity, self.speed = velocity, speed
         return out
