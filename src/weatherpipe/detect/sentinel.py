@@ -130,9 +130,12 @@ class SentinelDetector(Detector):
             if gap != last_gap:  # readings mostly arrive evenly: reuse the weights
                 last_gap = gap
                 keep = exp(-gap / tau) if tau > 0.0 else 0.0
+                # A record grows at most `growth` a row and `growth_per_second` a second.
+                growth = (
+                    row_growth if gps <= 0.0 else min(row_growth, exp(min(gap * log(gps), 50.0)))
+                )
                 # Records fade by rows or by time, whichever is slower: a 1 Hz sensor keeps a
                 # day of memory, an hourly series keeps its last 8,000 readings.
-                growth = min(row_growth, exp(min(gap * log(gps), 50.0))) if gps > 0.0 else row_growth
                 decay = max(row_decay, 0.5 ** (gap / half_life_s) if half_life_s > 0.0 else 0.0)
             smooth = keep * smooth + (1.0 - keep) * x
             last_ts = t
