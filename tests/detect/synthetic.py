@@ -12,7 +12,7 @@ noise and quantises to its resolution. Anomalies are sensor or environment fault
 - noise_burst: electromagnetic interference multiplies the noise for minutes
 
 Run it as a script to print the event-level precision, recall and F1 of a detector:
-`python tests/detect/synthetic.py [DETECTOR] [STREAMS]`.
+`python tests/detect/synthetic.py [DETECTOR] [STREAMS] [HOURS] [FIRST_SEED]`.
 """
 
 from __future__ import annotations
@@ -130,16 +130,18 @@ def main(argv: list[str]) -> None:
 
     name = argv[0] if argv else "default"
     count = int(argv[1]) if len(argv) > 1 else 20
+    hours = float(argv[2]) if len(argv) > 2 else 12.0
+    first_seed = int(argv[3]) if len(argv) > 3 else 5000
     total = EventCounts(0, 0, 0)
     missed: dict[str, int] = dict.fromkeys(KINDS, 0)
-    for seed in range(1000, 1000 + count):
-        s = make_stream(seed)
+    for seed in range(first_seed, first_seed + count):
+        s = make_stream(seed, hours=hours)
         verdicts = create_detector(name).process_many(s.ts.tolist(), s.values.tolist())
         onsets = [float(t) for t, v in zip(s.ts, verdicts, strict=True) if v.is_anomaly]
         total += event_counts([(a, b) for _, a, b in s.windows], onsets)
         for kind, a, b in s.windows:
             missed[kind] += not any(a <= t <= b for t in onsets)
-    print(f"{name}: {count} streams x {len(KINDS)} kinds")
+    print(f"{name}: {count} streams of {hours:g} h (seeds {first_seed}..), {len(KINDS)} kinds each")
     print(
         f"precision {total.precision:.3f} recall {total.recall:.3f} F1 {total.f1:.3f} "
         f"(TP {total.true_positives}, FN {total.false_negatives}, FP {total.false_positives})"
