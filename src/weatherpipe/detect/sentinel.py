@@ -1,21 +1,25 @@
-"""The default detector: five causal surprise features, each judged against its own record.
+"""The default detector: six causal surprise features, each judged against its own record.
 
-Per reading (row-based, so the same settings serve 1 Hz sensors and hourly series alike):
+Per reading (counted in readings, so the same settings serve 1 Hz sensors and hourly series):
 
 - level: distance from a slow exponential mean, in slow mean absolute deviations;
 - jump: the step from the previous reading, in slow mean absolute steps;
 - volatility: |log| of fast over slow mean absolute step (noise bursts up, stuck sensors down);
-- novelty: how often, lately, the last three readings binned into the range seen so far form a
-  pattern never seen before, over how often that happens in the long run (a contextual
-  feature in the spirit of CAD OSE and KNN CAD: a familiar value in an unfamiliar sequence);
-- breakout: how far the reading leaves the [min, max] of everything seen, as a share of it.
+- velocity: the fast signed mean step over its slow mean size (ramps and drifts);
+- novelty: how often, lately, the last three smoothed readings binned into the range seen so far
+  form a pattern never met before, over how often that happens in the long run (contextual, in
+  the spirit of CAD OSE and KNN CAD: a familiar value in an unfamiliar sequence);
+- breakout: how far the smoothed reading leaves the [min, max] of everything seen, over a
+  fixed share of that range.
 
-The first four are each divided by their own record (the largest value seen, decaying with a
-half-life), so every stream sets its own scale and a reading is surprising when it beats the
-stream's history rather than a fixed z. Breakout is divided by a fixed share of the range. The
-reading's ratio is the largest of the five; its score is ``1 - 0.5 ** ratio`` (0.5 at the line).
-An alarm onset is flagged when the ratio reaches 1 after warm-up and outside the quiet period that
-follows each onset, so a held anomaly is reported once (NAB charges every flagged row).
+The first five are divided by their own record (the largest value seen, fading with a half-life
+and allowed to grow only so fast), so every stream sets its own scale and a reading is surprising
+when it beats the stream's history rather than a fixed z. The reading's ratio is the largest of
+the six and its score is ``1 - 0.5 ** ratio`` (0.5 at the line). An alarm onset is flagged when
+the ratio reaches 1 after warm-up and outside the quiet period that follows each onset, so a held
+anomaly is reported once (NAB charges every flagged row). Time enters only where physics does:
+the smoothing (30 s), and the records' memory and growth, which have time limits as well as
+per-reading ones. docs/detection.md has the details and the measured results.
 """
 
 from __future__ import annotations
