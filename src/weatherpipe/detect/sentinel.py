@@ -183,7 +183,8 @@ class SentinelDetector(Detector):
                 quiet = refractory
             elif quiet:
                 quiet -= 1
-            append(Verdict(1.0 - 0.5**ratio, onset))
+            # Before warm-up the detector knows too little to judge: score 0 rather than noise.
+            append(Verdict(1.0 - 0.5**ratio if seen >= warmup else 0.0, onset))
             if seen >= burn_in:  # the first rows' surprises are the detector's own ignorance
                 # After warm-up a record may grow only by `growth` a row, so one fault cannot
                 # blind the detector to the next one for hours.
