@@ -12,7 +12,7 @@ noise and quantises to its resolution. Anomalies are sensor or environment fault
 - noise_burst: electromagnetic interference multiplies the noise for minutes
 
 Run it as a script to print the event-level precision, recall and F1 of a detector:
-`python tests/detect/synthetic.py [DETECTOR] [STREAMS] [HOURS] [FIRST_SEED]`.
+`python tests/detect/synthetic.py [DETECTOR] [STREAMS] [HOURS] [FIRST_SEED] [room|outdoor]`.
 """
 
 from __future__ import annotations
@@ -56,6 +56,35 @@ def _environment(rng: np.random.Generator, n: int) -> np.ndarray:
         temp += (outdoor[i] - temp) / tau + (heat / 60.0 if on else 0.0)
         room[i] = temp
     return room
+
+
+def _outdoor(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Air temperature outdoors at 1 Hz: a daily cycle, cloud shadows and gusty turbulence."""
+    t = np.arange(n, dtype=float)
+    phase = rng.uniform(0, 2 * np.pi)
+    daylight = np.clip(np.sin(2 * np.pi * t / 86_400 + phase), 0.0, None)
+    base = rng.uniform(-10, 30) + rng.uniform(3, 10) * np.sin(2 * np.pi * t / 86_400 + phase - 0.6)
+    # Clouds: a two-state Markov chain; sun on the sensor adds up to a few degrees, with lag.
+    sunny = np.empty(n)
+    state, stay = 1.0, rng.uniform(0.995, 0.9995)
+    draws = rng.random(n)
+    for i in range(n):
+        if draws[i] > stay:
+            state = 1.0 - state
+        sunny[i] = state
+    solar = np.empty(n)
+    warm, lag = 0.0, rng.uniform(60, 300)
+    boost = rng.uniform(0.5, 3.0)
+    for i in range(n):
+        warm += (boost * daylight[i] * sunny[i] - warm) / lag
+        solar[i] = warm
+    gust = rng.normal(0, 1, n)
+    turbulence = np.empty(n)
+    acc, rho = 0.0, rng.uniform(0.8, 0.98)
+    for i in range(n):
+        acc = rho * acc + gust[i] * np.sqrt(1 - rho**2)
+        turbulence[i] = acc
+    return base + solar + rng.uniform(0.05, 0.3) * turbulence * (0.3 + daylight)
 
 
 def _sensor(rng: np.random.Generator, truth: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -106,12 +135,18 @@ def _inject(
     return at, at + width - 1
 
 
-def make_stream(seed: int, hours: float = 6.0, kinds: tuple[str, ...] = KINDS) -> Stream:
-    """A stream with each of `kinds` once, in random order, spaced evenly after a quiet start."""
+def make_stream(
+    seed: int, hours: float = 6.0, kinds: tuple[str, ...] = KINDS, physics: str = "room"
+) -> Stream:
+    """A stream with each of `kinds` once, in random order, spaced evenly after a quiet start.
+
+    `physics` is "room" (thermal mass, thermostat) or "outdoor" (sun, clouds, turbulence).
+    """
     rng = np.random.default_rng(seed)
     n = int(hours * 3600)
     start = 1_700_000_000.0 + float(rng.integers(0, 10**7))
-    x, sd, resolution = _sensor(rng, _environment(rng, n))
+    truth = _outdoor(rng, n) if physics == "outdoor" else _environment(rng, n)
+    x, sd, resolution = _sensor(rng, truth)
     order = list(rng.permutation(kinds))
     slot = (n - 2_700) // max(len(order), 1)
     windows = []
@@ -132,16 +167,17 @@ def main(argv: list[str]) -> None:
     count = int(argv[1]) if len(argv) > 1 else 20
     hours = float(argv[2]) if len(argv) > 2 else 12.0
     first_seed = int(argv[3]) if len(argv) > 3 else 5000
+    physics = argv[4] if len(argv) > 4 else "room"
     total = EventCounts(0, 0, 0)
     missed: dict[str, int] = dict.fromkeys(KINDS, 0)
     for seed in range(first_seed, first_seed + count):
-        s = make_stream(seed, hours=hours)
+        s = make_stream(seed, hours=hours, physics=physics)
         verdicts = create_detector(name).process_many(s.ts.tolist(), s.values.tolist())
         onsets = [float(t) for t, v in zip(s.ts, verdicts, strict=True) if v.is_anomaly]
         total += event_counts([(a, b) for _, a, b in s.windows], onsets)
         for kind, a, b in s.windows:
             missed[kind] += not any(a <= t <= b for t in onsets)
-    print(f"{name}: {count} streams of {hours:g} h (seeds {first_seed}..), {len(KINDS)} kinds each")
+    print(f"{name}: {count} {physics} streams of {hours:g} h (seeds {first_seed}..), 6 faults each")
     print(
         f"precision {total.precision:.3f} recall {total.recall:.3f} F1 {total.f1:.3f} "
         f"(TP {total.true_positives}, FN {total.false_negatives}, FP {total.false_positives})"

@@ -44,6 +44,17 @@ def test_default_catches_each_fault_kind_on_held_out_streams(kind: str) -> None:
     assert caught >= 8, f"{kind}: caught {caught} of {len(SEEDS)}"
 
 
+def test_default_catches_most_faults_outdoors_too() -> None:
+    # A second physics (sun, clouds, turbulence) the detector was never tuned on.
+    caught = total = 0
+    for seed in range(3):
+        s = make_stream(700 + seed, hours=3.0, physics="outdoor")
+        alarms = onsets("default", s.ts.tolist(), s.values.tolist())
+        caught += sum(any(a <= t <= b for t in alarms) for _, a, b in s.windows)
+        total += len(s.windows)
+    assert caught >= 0.8 * total
+
+
 def test_default_stays_quiet_on_clean_streams() -> None:
     # Thirty hours of fault-free readings: at most one false alarm per ten hours.
     alarms = sum(
