@@ -122,3 +122,12 @@ def test_score_one_does_not_change_state(
     detector.process_many(ts[:1_000], values[:1_000])
     peek = detector.score_one(ts[1_000], values[1_000])
     assert detector.process_one(ts[1_000], values[1_000]).score == peek
+
+
+def test_default_accepts_numpy_arrays_and_returns_plain_values(
+    stream: tuple[list[float], list[float]],
+) -> None:
+    ts, values = stream
+    from_arrays = create_detector("default").process_many(np.array(ts), np.array(values))
+    assert from_arrays == create_detector("default").process_many(ts, values)
+    assert all(type(v.score) is float and type(v.is_anomaly) is bool for v in from_arrays)

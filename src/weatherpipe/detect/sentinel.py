@@ -126,6 +126,9 @@ class SentinelDetector(Detector):
         out: list[Verdict] = []
         append = out.append
         last_gap, keep, decay = -1.0, 0.0, row_decay
+        # NumPy arrays become plain floats first: faster to loop over, and plain Python verdicts.
+        ts = ts.tolist() if hasattr(ts, "tolist") else ts
+        values = values.tolist() if hasattr(values, "tolist") else values
         for t, x in zip(ts, values, strict=True):
             if seen == 0:
                 prev = mean = smooth = lo = hi = x
