@@ -67,6 +67,7 @@ class Bus(ABC):
 
     async def ping(self) -> None:
         """Raise BusUnavailable unless the broker answers now."""
+        return None
 
     async def lag(self) -> int | None:
         """Messages waiting in the subscription, where the broker reports it."""

@@ -90,7 +90,7 @@ class MemoryBus(Bus):
         with self._broker.lock:
             queue = self._queue()
             queue.expire(now)
-            taken = []
+            taken: list[Message] = []
             while queue.ready and len(taken) < max_messages:
                 msg_id, data, attrs = queue.ready.popleft()
                 queue.in_flight[msg_id] = (now, data, attrs)
