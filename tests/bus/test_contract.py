@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 
-from weatherpipe.bus import Bus, Message
-from tests.bus.conftest import BusFactory
+from weatherpipe.bus import Bus, Message, create_bus
+from weatherpipe.errors import BusUnavailable
+
+BusFactory = Callable[[], Bus]
 
 # Generous: the emulator and brokers share two cores with the test run.
 DEADLINE_SECONDS = 30.0
@@ -171,9 +173,6 @@ def test_lag_counts_waiting_messages_where_the_broker_reports_it(
 
 @pytest.mark.parametrize("url", ["nats://127.0.0.1:1", "mqtt://127.0.0.1:1"])
 def test_an_unreachable_broker_raises_bus_unavailable(url: str) -> None:
-    from weatherpipe.bus import create_bus
-    from weatherpipe.errors import BusUnavailable
-
     async def scenario() -> None:
         with pytest.raises(BusUnavailable):
             await create_bus(url).connect()
