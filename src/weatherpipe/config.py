@@ -1,4 +1,4 @@
-"""Settings from WEATHERPIPE_* environment variables (and an optional .env); nothing built at import."""
+"""Settings from WEATHERPIPE_* variables (and an optional .env); nothing is built at import."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(
         0.5, gt=0, le=60, description="Longest time a batch waits to fill before it is written."
     )
-    detector: str = Field("default", description="Anomaly detector name (see `weatherpipe detectors`).")
+    detector: str = Field(
+        "default", description="Anomaly detector name (see `weatherpipe detectors`)."
+    )
     detect_interval: float = Field(
         1.0, gt=0, le=3600, description="Seconds between detection passes over new readings."
     )
@@ -63,14 +65,21 @@ class Settings(BaseSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "mysql", "mariadb", "postgresql")):
-            raise ValueError("must start with sqlite:, mysql+pymysql:, mariadb+pymysql: or postgresql:")
+            raise ValueError(
+                "must start with sqlite:, mysql+pymysql:, mariadb+pymysql: or postgresql:"
+            )
         return value
 
     @field_validator("bus_url")
     @classmethod
     def _known_bus(cls, value: str) -> str:
-        if value.split("://", 1)[0] not in {"memory", "nats", "mqtt", "pubsub"} or "://" not in value:
-            raise ValueError("must be memory://, nats://HOST:PORT, mqtt://HOST:PORT or pubsub://PROJECT")
+        if (
+            value.split("://", 1)[0] not in {"memory", "nats", "mqtt", "pubsub"}
+            or "://" not in value
+        ):
+            raise ValueError(
+                "must be memory://, nats://HOST:PORT, mqtt://HOST:PORT or pubsub://PROJECT"
+            )
         return value
 
 

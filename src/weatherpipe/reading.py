@@ -61,7 +61,7 @@ def encode(reading: Reading) -> bytes:
 
 
 def decode(data: bytes) -> Reading:
-    """Parse and validate one message; raise DecodeError with a precise reason if it is not a reading."""
+    """Parse and validate one message; DecodeError says precisely why it is not a reading."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise DecodeError(f"message is {len(data)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
     try:
@@ -75,7 +75,9 @@ def decode(data: bytes) -> Reading:
         raise DecodeError(f"missing field(s): {', '.join(missing)}")
     version = body["v"]
     if type(version) is not int or version != SCHEMA_VERSION:
-        raise DecodeError(f"unknown schema version {version!r} (this ingest reads v{SCHEMA_VERSION})")
+        raise DecodeError(
+            f"unknown schema version {version!r} (this ingest reads v{SCHEMA_VERSION})"
+        )
     return Reading(
         device_id=_device_id(body["device_id"]),
         ts=_timestamp(body["ts"]),

@@ -66,7 +66,7 @@ class Bus(ABC):
         """Hand messages back for redelivery."""
 
     async def ping(self) -> None:
-        """Raise BusUnavailable unless the broker answers now."""
+        """Raise BusUnavailable unless the broker answers now (backends override this)."""
         return None
 
     async def lag(self) -> int | None:

@@ -1,0 +1,302 @@
+"""The command line: parse, set up logging, call one library function."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from weatherpipe import __version__
+from weatherpipe.config import Settings, load_settings
+from weatherpipe.errors import ConfigError, WeatherpipeError
+
+app = typer.Typer(
+    help="weatherpipe: IoT temperature readings from sensors to SQL, with anomaly detection.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+bus_app = typer.Typer(help="Message bus topic and subscription.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(bus_app, name="bus")
+
+# Options that override a setting; each one's variable is named in its help.
+DatabaseUrl = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_DATABASE_URL]")]
+BusUrl = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_BUS_URL]")]
+Topic = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_TOPIC]")]
+Subscription = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_SUBSCRIPTION]")]
+Detector = Annotated[str | None, typer.Option(help="Detector name. [env: WEATHERPIPE_DETECTOR]")]
+Port = Annotated[int | None, typer.Option(help="API port. [env: WEATHERPIPE_API_PORT]")]
+Host = Annotated[str | None, typer.Option(help="API address. [env: WEATHERPIPE_API_HOST]")]
+Devices = Annotated[int, typer.Option(min=1, max=100_000, help="How many simulated devices.")]
+Rate = Annotated[float, typer.Option(min=0.001, max=100.0, help="Readings per second per device.")]
+Seed = Annotated[int, typer.Option(help="Random seed of weather and anomalies.")]
+AnomalyRate = Annotated[
+    float, typer.Option(min=0.0, help="Injected anomalies per device per hour (0: none).")
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = load_settings(**overrides)
+    _logging(settings)
+    return settings
+
+
+def _logging(settings: Settings) -> None:
+    if settings.log_json:
+        fmt = (
+            '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
+            '"message":%(message)r}'
+        )
+    else:
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=settings.log_level, format=fmt, stream=sys.stderr, force=True)
+    logging.getLogger("alembic").setLevel(
+        max(logging.WARNING, logging.getLevelName(settings.log_level))
+    )
+
+
+def _status_line(status: Any) -> None:
+    line = (
+        f"{status.readings_per_second:7.1f} readings/s | stored {status.stored:,} | "
+        f"anomalies {status.anomalies:,} | dead letters {status.dead_letters:,}"
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line + "   ")
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+@app.command()
+def up(
+    port: Port = None,
+    host: Host = None,
+    database_url: DatabaseUrl = None,
+    bus_url: BusUrl = None,
+    detector: Detector = None,
+    devices: Devices = 3,
+    rate: Rate = 1.0,
+    seed: Seed = 0,
+    anomaly_rate: AnomalyRate = 4.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """Run sensors, ingest, detection and the API in one process (Ctrl-C stops it)."""
+    from weatherpipe.runner import run_pipeline
+
+    settings = _settings(
+        api_port=port, api_host=host, database_url=database_url, bus_url=bus_url, detector=detector
+    )
+    typer.echo(
+        f"weatherpipe {__version__}: {devices} sensors → {settings.bus_url} → "
+        f"{settings.database_url}",
+        err=True,
+    )
+    typer.echo(
+        f"API and dashboard on http://{settings.api_host}:{settings.api_port}/ (Ctrl-C to stop)",
+        err=True,
+    )
+    asyncio.run(
+        run_pipeline(
+            settings,
+            devices=devices,
+            rate=rate,
+            seed=seed,
+            anomaly_rate=anomaly_rate,
+            duration=duration,
+            on_status=_status_line,
+        )
+    )
+    typer.echo("\nstopped", err=True)
+
+
+@app.command()
+def sensors(
+    bus_url: BusUrl = None,
+    topic: Topic = None,
+    devices: Devices = 3,
+    rate: Rate = 1.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    seed: Seed = 0,
+    anomaly_rate: AnomalyRate = 4.0,
+    backfill: Annotated[
+        str | None,
+        typer.Option(
+            help="Write this much past data (e.g. 6h, 30d) as fast as possible, then stop."
+        ),
+    ] = None,
+    to_db: Annotated[
+        bool,
+        typer.Option(help="With --backfill: write straight to the database instead of the bus."),
+    ] = False,
+    truth_file: Annotated[
+        Path | None,
+        typer.Option(help="Append the injected anomalies (ground truth) here as JSON lines."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Simulate temperature sensors publishing readings to the bus."""
+    from weatherpipe.runner import SimulateOptions, run_backfill, run_sensors
+
+    settings = _settings(bus_url=bus_url, topic=topic, database_url=database_url)
+    options = SimulateOptions(
+        devices=devices, rate=rate, seed=seed, anomaly_rate=anomaly_rate, truth_file=truth_file
+    )
+    if backfill:
+        span = _parse_span(backfill)
+        end = datetime.now(UTC).replace(microsecond=0)
+        stats = asyncio.run(run_backfill(settings, options, end - span, end, to_db=to_db))
+    else:
+        stats = asyncio.run(run_sensors(settings, options, duration))
+    typer.echo(f"published {stats.published:,} readings, spooled {stats.spooled:,}", err=True)
+
+
+def _parse_span(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        value, unit = float(text[:-1]), text[-1]
+        return timedelta(seconds=value * units[unit])
+    except (ValueError, KeyError):
+        raise typer.BadParameter(f"{text!r}: use a number and s, m, h or d, e.g. 30d") from None
+
+
+@app.command()
+def ingest(
+    database_url: DatabaseUrl = None,
+    bus_url: BusUrl = None,
+    topic: Topic = None,
+    subscription: Subscription = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Most readings per batch. [env: WEATHERPIPE_BATCH_SIZE]")
+    ] = None,
+) -> None:
+    """Pull readings from the bus and store them (SIGTERM finishes the batch in hand)."""
+    from weatherpipe.runner import run_ingest
+
+    settings = _settings(
+        database_url=database_url,
+        bus_url=bus_url,
+        topic=topic,
+        subscription=subscription,
+        batch_size=batch_size,
+    )
+    stats = asyncio.run(run_ingest(settings))
+    typer.echo(
+        f"stored {stats.stored:,}, duplicates {stats.duplicates:,}, dead letters {stats.dead:,}",
+        err=True,
+    )
+
+
+@app.command()
+def detect(database_url: DatabaseUrl = None, detector: Detector = None) -> None:
+    """Flag anomalies in newly stored readings, continuously."""
+    from weatherpipe.runner import run_detect
+
+    asyncio.run(run_detect(_settings(database_url=database_url, detector=detector)))
+
+
+@app.command()
+def api(
+    port: Port = None, host: Host = None, database_url: DatabaseUrl = None, bus_url: BusUrl = None
+) -> None:
+    """Serve the web API and dashboard."""
+    import uvicorn
+
+    from weatherpipe.api.app import create_app
+    from weatherpipe.runner import open_bus, open_repository
+
+    settings = _settings(api_port=port, api_host=host, database_url=database_url, bus_url=bus_url)
+    bus = None if settings.bus_url.startswith("memory") else open_bus(settings)
+    application = create_app(settings, open_repository(settings), bus)
+    uvicorn.run(application, host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+@app.command()
+def query(
+    name: Annotated[str, typer.Argument(help="devicedata, devicemax, daymax or deviceanomalies")],
+    day: Annotated[int | None, typer.Option(min=1, max=31)] = None,
+    month: Annotated[int | None, typer.Option(min=1, max=12)] = None,
+    year: Annotated[int | None, typer.Option(min=1970, max=9999)] = None,
+    minutes: Annotated[int, typer.Option(min=1, help="deviceanomalies look-back")] = 30,
+    sql: Annotated[bool, typer.Option("--sql", help="Print the MySQL script instead.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run one of the four original analyses and print JSON lines."""
+    from weatherpipe.runner import open_repository
+    from weatherpipe.storage.analyses import ANALYSES
+
+    if name not in ANALYSES:
+        raise typer.BadParameter(f"unknown analysis {name!r}; known: {', '.join(ANALYSES)}")
+    if sql:
+        typer.echo(ANALYSES[name].mysql_script(), nl=False)
+        return
+    if name == "daymax" and (day is None or month is None):
+        raise typer.BadParameter("daymax needs --day and --month")
+    repo = open_repository(_settings(database_url=database_url))
+    since = datetime.now(UTC) - timedelta(minutes=minutes)
+    for row in repo.analysis(name, day=day, month=month, year=year, since=since):
+        typer.echo(json.dumps(row, default=str))
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Create or migrate the schema to the latest version (safe to repeat)."""
+    from weatherpipe.runner import open_repository
+
+    open_repository(_settings(database_url=database_url)).close()
+    typer.echo("database schema is up to date", err=True)
+
+
+@bus_app.command("setup")
+def bus_setup(
+    bus_url: BusUrl = None, topic: Topic = None, subscription: Subscription = None
+) -> None:
+    """Create the topic/stream and the subscription/consumer (safe to repeat)."""
+    from weatherpipe.runner import open_bus
+
+    settings = _settings(bus_url=bus_url, topic=topic, subscription=subscription)
+
+    async def setup() -> None:
+        async with open_bus(settings) as bus:
+            await bus.setup()
+
+    asyncio.run(setup())
+    typer.echo(
+        f"{settings.bus_url}: topic {settings.topic!r} and subscription "
+        f"{settings.subscription!r} are ready",
+        err=True,
+    )
+
+
+@app.command()
+def detectors() -> None:
+    """List the anomaly detectors."""
+    from weatherpipe.detect import DETECTORS
+
+    for name, factory in DETECTORS.items():
+        doc = (factory.__doc__ or "").strip().splitlines()
+        typer.echo(f"{name:16} {doc[0] if doc else ''}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console entry point: one line on stderr for our errors, exit status 2 for config."""
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"weatherpipe: {exc}", err=True)
+        raise SystemExit(2) from None
+    except WeatherpipeError as exc:
+        typer.echo(f"weatherpipe: {type(exc).__name__}: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,142 @@
+"""The ingest worker: pull, decode, batch, insert in one transaction, ack only after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from weatherpipe.bus.base import Bus, Message
+from weatherpipe.errors import BusError, BusUnavailable, DecodeError, StorageUnavailable
+from weatherpipe.lifecycle import pause
+from weatherpipe.reading import Reading, decode
+from weatherpipe.storage.repository import BatchResult, DeadLetter, Repository
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 5.0
+
+# Returns why a message must be refused (e.g. a bad signature), or None to accept it.
+Verifier = Callable[[Message], str | None]
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    batches: int = 0
+    last_batch_seconds: float = 0.0
+
+
+class IngestWorker:
+    """Moves readings from a bus subscription into the database, exactly once per key."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        repo: Repository,
+        *,
+        batch_size: int = 2000,
+        batch_seconds: float = 0.5,
+        verifier: Verifier | None = None,
+        on_batch: Callable[[BatchResult, float], None] | None = None,
+    ) -> None:
+        self.bus = bus
+        self.repo = repo
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self.verifier = verifier
+        self.on_batch = on_batch
+        self.stats = IngestStats()
+
+    async def run(self, stop: asyncio.Event) -> IngestStats:
+        """Work until `stop` is set; the batch in hand is always stored and acked first."""
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                messages = await self._collect(stop)
+            except BusUnavailable as exc:
+                log.warning("bus unavailable (%s); retrying in %.1fs", exc, backoff)
+                await pause(backoff, stop)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = 0.1
+            if messages:
+                await self.handle(messages, stop)
+        return self.stats
+
+    async def _collect(self, stop: asyncio.Event) -> list[Message]:
+        """Fill a batch: up to batch_size messages, at most batch_seconds after the first."""
+        messages = await self.bus.pull(self.batch_size, timeout=min(1.0, self.batch_seconds * 2))
+        deadline = time.monotonic() + self.batch_seconds
+        while messages and len(messages) < self.batch_size and not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = await self.bus.pull(self.batch_size - len(messages), timeout=remaining)
+            if not more:
+                break
+            messages.extend(more)
+        return messages
+
+    def split(self, messages: list[Message]) -> tuple[list[Reading], list[DeadLetter]]:
+        """Readings, and dead letters for every message that is not one (with the reason)."""
+        good: list[Reading] = []
+        dead: list[DeadLetter] = []
+        for message in messages:
+            refusal = self.verifier(message) if self.verifier else None
+            if refusal is not None:
+                dead.append(DeadLetter(message.data, refusal, message.attributes))
+                continue
+            try:
+                good.append(decode(message.data))
+            except DecodeError as exc:
+                dead.append(DeadLetter(message.data, exc.reason, message.attributes))
+        return good, dead
+
+    async def handle(self, messages: list[Message], stop: asyncio.Event) -> None:
+        """Store one batch (retrying while the database is down), then ack it."""
+        started = time.monotonic()
+        readings, dead = self.split(messages)
+        backoff = 0.2
+        while True:
+            try:
+                result = await asyncio.to_thread(self.repo.store_batch, readings, dead)
+                break
+            except StorageUnavailable as exc:
+                if stop.is_set():
+                    log.warning(
+                        "stopping with the database down; %d messages stay unacked", len(messages)
+                    )
+                    await self._nack(messages)
+                    return
+                log.warning("database unavailable (%s); retrying in %.1fs", exc, backoff)
+                await pause(backoff, stop)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+        try:
+            await self.bus.ack(messages)
+        except BusError as exc:
+            # Stored already: the broker will redeliver and the key will drop the copies.
+            log.warning("ack failed after commit (%s); expect redelivered duplicates", exc)
+        elapsed = time.monotonic() - started
+        self._count(len(messages), result, elapsed)
+
+    def _count(self, received: int, result: BatchResult, elapsed: float) -> None:
+        s = self.stats
+        s.received += received
+        s.stored += result.stored
+        s.duplicates += result.duplicates
+        s.dead += result.dead
+        s.batches += 1
+        s.last_batch_seconds = elapsed
+        if self.on_batch:
+            self.on_batch(result, elapsed)
+
+    async def _nack(self, messages: list[Message]) -> None:
+        try:
+            await self.bus.nack(messages)
+        except BusError as exc:
+            log.warning("nack failed (%s); the broker redelivers after its ack wait", exc)

@@ -1,0 +1,261 @@
+"""Runs the stages: each on its own (one process per stage) or all together for `weatherpipe up`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from weatherpipe.api.app import create_app
+from weatherpipe.bus import create_bus
+from weatherpipe.bus.base import Bus
+from weatherpipe.config import Settings
+from weatherpipe.detect.job import DetectionJob
+from weatherpipe.ingest.worker import IngestStats, IngestWorker
+from weatherpipe.lifecycle import pause, stop_on_signals
+from weatherpipe.reading import decode, format_ts
+from weatherpipe.sensors.profiles import fleet
+from weatherpipe.sensors.publisher import SensorRunner, SensorStats
+from weatherpipe.sensors.spool import Item, Spool
+from weatherpipe.storage.engine import upgrade
+from weatherpipe.storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the status line shows."""
+
+    readings_per_second: float
+    stored: int
+    anomalies: int
+    dead_letters: int
+
+
+def open_bus(settings: Settings) -> Bus:
+    return create_bus(settings.bus_url, settings.topic, settings.subscription)
+
+
+def open_repository(settings: Settings, migrate: bool = True) -> Repository:
+    repo = Repository.from_url(settings.database_url)
+    if migrate:
+        upgrade(repo.engine)
+    return repo
+
+
+def make_ingest(settings: Settings, bus: Bus, repo: Repository) -> IngestWorker:
+    return IngestWorker(
+        bus, repo, batch_size=settings.batch_size, batch_seconds=settings.batch_seconds
+    )
+
+
+def make_sensors(
+    settings: Settings, bus: Bus, devices: int, rate: float, seed: int, anomaly_rate: float
+) -> SensorRunner:
+    return SensorRunner(
+        bus,
+        fleet(devices, seed),
+        rate=rate,
+        seed=seed,
+        anomaly_rate=anomaly_rate,
+        spool=Spool(settings.spool_path),
+    )
+
+
+async def run_ingest(settings: Settings, stop: asyncio.Event | None = None) -> IngestStats:
+    """`weatherpipe ingest`: until SIGTERM/Ctrl-C, which finishes and acks the batch in hand."""
+    stop = stop or stop_on_signals()
+    repo = open_repository(settings)
+    try:
+        async with open_bus(settings) as bus:
+            return await make_ingest(settings, bus, repo).run(stop)
+    finally:
+        repo.close()
+
+
+async def run_detect(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """`weatherpipe detect`: flag new readings every detect_interval seconds."""
+    stop = stop or stop_on_signals()
+    repo = open_repository(settings)
+    try:
+        await DetectionJob(repo, settings.detector).run(stop, settings.detect_interval)
+    finally:
+        repo.close()
+
+
+class ApiServer:
+    """uvicorn in a thread of its own, so its signal handling stays out of our loop."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+async def run_pipeline(
+    settings: Settings,
+    *,
+    devices: int = 3,
+    rate: float = 1.0,
+    seed: int = 0,
+    anomaly_rate: float = 4.0,
+    duration: float | None = None,
+    on_status: Callable[[Status], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """`weatherpipe up`: sensors, ingest, detection and the API in one process."""
+    stop = stop or stop_on_signals()
+    repo = open_repository(settings)
+    bus = open_bus(settings)
+    await bus.connect()
+    await bus.setup()
+    sensors = make_sensors(settings, bus, devices, rate, seed, anomaly_rate)
+    ingest = make_ingest(settings, bus, repo)
+    detect = DetectionJob(repo, settings.detector)
+    api = ApiServer(create_app(settings, repo, bus), settings.api_host, settings.api_port)
+    api.start()
+    tasks = [
+        asyncio.create_task(sensors.run(duration, stop), name="sensors"),
+        asyncio.create_task(ingest.run(stop), name="ingest"),
+        asyncio.create_task(detect.run(stop, settings.detect_interval), name="detect"),
+        asyncio.create_task(_report(repo, sensors, ingest, stop, on_status), name="status"),
+    ]
+    try:
+        await _until_stopped_or_failed(tasks, stop)
+    finally:
+        stop.set()
+        for task in tasks:
+            with contextlib.suppress(Exception):
+                await task
+        await asyncio.to_thread(repo.record_injected, sensors.take_truth())
+        api.stop()
+        await bus.close()
+        repo.close()
+
+
+async def _until_stopped_or_failed(tasks: list[asyncio.Task[Any]], stop: asyncio.Event) -> None:
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    for task in done:
+        if task is not stopper and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+async def _report(
+    repo: Repository,
+    sensors: SensorRunner,
+    ingest: IngestWorker,
+    stop: asyncio.Event,
+    on_status: Callable[[Status], None] | None,
+) -> None:
+    """Once a second: record the simulator's ground truth, name devices, report status."""
+    named = False
+    last_stored, last_time = 0, time.monotonic()
+    while not stop.is_set():
+        await pause(1.0, stop)
+        await asyncio.to_thread(repo.record_injected, sensors.take_truth())
+        if not named and ingest.stats.stored:
+            names = {d.device_id: d.name for d in sensors.devices}
+            await asyncio.to_thread(repo.name_devices, names)
+            named = True
+        totals = await asyncio.to_thread(repo.totals)
+        now = time.monotonic()
+        rate = (ingest.stats.stored - last_stored) / max(now - last_time, 1e-9)
+        last_stored, last_time = ingest.stats.stored, now
+        if on_status:
+            on_status(Status(rate, totals["stored"], totals["anomalies"], totals["dead_letters"]))
+
+
+@dataclass(frozen=True)
+class SimulateOptions:
+    devices: int = 3
+    rate: float = 1.0
+    seed: int = 0
+    anomaly_rate: float = 4.0
+    truth_file: Path | None = None
+
+
+def _write_truth(path: Path | None, sensors: SensorRunner) -> None:
+    truth = sensors.take_truth()
+    if path is None or not truth:
+        return
+    with path.open("a", encoding="utf-8") as fh:
+        for device_id, kind, start, end in truth:
+            fh.write(
+                json.dumps(
+                    {
+                        "device_id": device_id,
+                        "kind": kind,
+                        "start": format_ts(start),
+                        "end": format_ts(end),
+                    }
+                )
+                + "\n"
+            )
+
+
+async def run_sensors(
+    settings: Settings,
+    options: SimulateOptions,
+    duration: float | None = None,
+    stop: asyncio.Event | None = None,
+) -> SensorStats:
+    """`weatherpipe sensors`: publish in real time until the duration ends or SIGTERM."""
+    stop = stop or stop_on_signals()
+    async with open_bus(settings) as bus:
+        sensors = make_sensors(
+            settings, bus, options.devices, options.rate, options.seed, options.anomaly_rate
+        )
+        try:
+            return await sensors.run(duration, stop)
+        finally:
+            _write_truth(options.truth_file, sensors)
+
+
+async def run_backfill(
+    settings: Settings, options: SimulateOptions, start: datetime, end: datetime, to_db: bool
+) -> SensorStats:
+    """`weatherpipe sensors --backfill`: a past time range as fast as the sink takes it."""
+    async with open_bus(settings) as bus:
+        sensors = make_sensors(
+            settings, bus, options.devices, options.rate, options.seed, options.anomaly_rate
+        )
+        if not to_db:
+            stats = await sensors.backfill(start, end)
+        else:
+            repo = open_repository(settings)
+            try:
+                stats = await sensors.backfill(start, end, _store_directly(repo))
+                repo.record_injected(sensors.take_truth())
+                repo.name_devices({d.device_id: d.name for d in sensors.devices})
+            finally:
+                repo.close()
+        _write_truth(options.truth_file, sensors)
+        return stats
+
+
+def _store_directly(repo: Repository) -> Callable[[list[Item]], Awaitable[None]]:
+    async def sink(items: list[Item]) -> None:
+        batch = [decode(data) for data, _ in items]
+        for i in range(0, len(batch), 5000):
+            await asyncio.to_thread(repo.store_batch, batch[i : i + 5000])
+
+    return sink

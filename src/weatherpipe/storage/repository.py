@@ -1,0 +1,575 @@
+"""Every SQL statement weatherpipe runs: ingest writes, analyses, detection, dead letters."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from weatherpipe.errors import StorageError, StorageUnavailable
+from weatherpipe.reading import Reading
+from weatherpipe.storage.analyses import ANALYSES
+from weatherpipe.storage.engine import create_db_engine
+from weatherpipe.storage.tables import (
+    dead_letters,
+    detector_state,
+    devices,
+    injected_anomalies,
+    readings,
+    readings_daily,
+    readings_minute,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# A deadlock or lock wait between two ingest processes is retried; the transaction is whole.
+RETRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that is not a reading: its raw bytes and why it was refused."""
+
+    data: bytes
+    reason: str
+    attributes: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    stored: int
+    duplicates: int
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A reading's detection result, keyed by its row id."""
+
+    reading_id: int
+    score: float
+    is_anomaly: bool
+
+
+def naive_utc(ts: datetime) -> datetime:
+    """Databases store naive UTC; weatherpipe hands them only aware datetimes."""
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def aware(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+class Repository:
+    """The database, as weatherpipe uses it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def from_url(cls, url: str) -> Repository:
+        return cls(create_db_engine(url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _run(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction; translate driver errors, retry deadlocks."""
+        for attempt in range(RETRIES):
+            try:
+                with self.engine.begin() as conn:
+                    return work(conn)
+            except IntegrityError:
+                raise
+            except OperationalError as exc:
+                if _is_lock_conflict(exc) and attempt < RETRIES - 1:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise StorageUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise StorageUnavailable(
+                        f"database connection lost: {_first_line(exc)}"
+                    ) from exc
+                raise StorageError(_first_line(exc)) from exc
+        raise AssertionError("unreachable")
+
+    def ping(self) -> None:
+        self._run(lambda conn: conn.execute(text("SELECT 1")))
+
+    # -- ingest ---------------------------------------------------------------------------------
+
+    def store_batch(
+        self,
+        batch: Sequence[Reading],
+        dead: Sequence[DeadLetter] = (),
+        received_at: datetime | None = None,
+    ) -> BatchResult:
+        """Store readings (each key once), dead letters and rollups in one transaction.
+
+        The fast path is a plain multi-row INSERT. If any key is already stored (a redelivery),
+        that transaction rolls back and the batch is written again without the stored keys, so
+        the rollups count each reading exactly once, even with several ingest processes.
+        """
+        received = naive_utc(received_at or datetime.now(UTC))
+        unique = list({r.key: r for r in reversed(batch)}.values())[::-1]
+        for attempt in range(RETRIES):
+            write = functools.partial(
+                self._write_batch,
+                batch=unique,
+                dead=dead,
+                received=received,
+                check_existing=attempt > 0,
+            )
+            try:
+                fresh = self._run(write)
+            except IntegrityError:
+                continue
+            return BatchResult(len(fresh), len(batch) - len(fresh), len(dead))
+        raise StorageError("batch kept colliding with concurrent writers")
+
+    def _write_batch(
+        self,
+        conn: Connection,
+        batch: list[Reading],
+        dead: Sequence[DeadLetter],
+        received: datetime,
+        check_existing: bool,
+    ) -> list[Reading]:
+        fresh = self._unseen(conn, batch) if check_existing else batch
+        if fresh:
+            conn.execute(insert(readings), [_reading_row(r, received) for r in fresh])
+            self._add_rollups(conn, fresh)
+            self._touch_devices(conn, fresh)
+        if dead:
+            conn.execute(insert(dead_letters), [_dead_row(d, received) for d in dead])
+        return fresh
+
+    def _unseen(self, conn: Connection, batch: list[Reading]) -> list[Reading]:
+        if not batch:
+            return batch
+        stamps = [naive_utc(r.ts) for r in batch]
+        query = select(readings.c.device_id, readings.c.ts).where(
+            readings.c.device_id.in_({r.device_id for r in batch}),
+            readings.c.ts.between(min(stamps), max(stamps)),
+        )
+        stored = {(device, aware(ts)) for device, ts in conn.execute(query)}
+        return [r for r in batch if r.key not in stored]
+
+    def _add_rollups(self, conn: Connection, batch: list[Reading]) -> None:
+        minutes: dict[tuple[str, datetime], list[float]] = {}
+        days: dict[tuple[str, date], list[float]] = {}
+        for r in batch:
+            ts = naive_utc(r.ts)
+            minute = ts.replace(second=0, microsecond=0)
+            _fold(minutes, (r.device_id, minute), r.temperature)
+            _fold(days, (r.device_id, minute.date()), r.temperature)
+        minute_rows = [
+            {
+                "device_id": d,
+                "minute": m,
+                "n": int(a[0]),
+                "t_min": a[1],
+                "t_max": a[2],
+                "t_sum": a[3],
+            }
+            for (d, m), a in sorted(minutes.items())
+        ]
+        day_rows = [
+            {
+                "device_id": d,
+                "day": day,
+                "year": day.year,
+                "month": day.month,
+                "dom": day.day,
+                "n": int(a[0]),
+                "t_min": a[1],
+                "t_max": a[2],
+                "t_sum": a[3],
+            }
+            for (d, day), a in sorted(days.items())
+        ]
+        self._upsert_add(conn, readings_minute, ("device_id", "minute"), minute_rows)
+        self._upsert_add(conn, readings_daily, ("device_id", "day"), day_rows)
+
+    def _upsert_add(
+        self, conn: Connection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
+    ) -> None:
+        """Insert rollup rows, or add them into the stored ones (count, sum, min, max)."""
+        if self.dialect in ("mysql", "mariadb"):
+            my = mysql.insert(table)
+            conn.execute(
+                my.on_duplicate_key_update(
+                    n=table.c.n + my.inserted.n,
+                    t_sum=table.c.t_sum + my.inserted.t_sum,
+                    t_min=func.least(table.c.t_min, my.inserted.t_min),
+                    t_max=func.greatest(table.c.t_max, my.inserted.t_max),
+                ),
+                rows,
+            )
+            return
+        lite = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
+        smaller, larger = (
+            (func.min, func.max) if self.dialect == "sqlite" else (func.least, func.greatest)
+        )
+        conn.execute(
+            lite.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={
+                    "n": table.c.n + lite.excluded.n,
+                    "t_sum": table.c.t_sum + lite.excluded.t_sum,
+                    "t_min": smaller(table.c.t_min, lite.excluded.t_min),
+                    "t_max": larger(table.c.t_max, lite.excluded.t_max),
+                },
+            ),
+            rows,
+        )
+
+    def _touch_devices(self, conn: Connection, batch: list[Reading]) -> None:
+        latest: dict[str, Reading] = {}
+        first: dict[str, datetime] = {}
+        for r in batch:
+            if r.device_id not in latest or r.ts > latest[r.device_id].ts:
+                latest[r.device_id] = r
+            first[r.device_id] = min(first.get(r.device_id, r.ts), r.ts)
+        rows = [
+            {
+                "id": d,
+                "name": None,
+                "latitude": r.latitude,
+                "longitude": r.longitude,
+                "first_seen": naive_utc(first[d]),
+                "last_seen": naive_utc(r.ts),
+            }
+            for d, r in sorted(latest.items())
+        ]
+        if self.dialect in ("mysql", "mariadb"):
+            my = mysql.insert(devices)
+            stmt: Any = my.on_duplicate_key_update(
+                first_seen=func.least(devices.c.first_seen, my.inserted.first_seen),
+                last_seen=func.greatest(devices.c.last_seen, my.inserted.last_seen),
+                latitude=my.inserted.latitude,
+                longitude=my.inserted.longitude,
+            )
+        else:
+            lite = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(devices)
+            smaller, larger = (
+                (func.min, func.max) if self.dialect == "sqlite" else (func.least, func.greatest)
+            )
+            stmt = lite.on_conflict_do_update(
+                index_elements=["id"],
+                set_={
+                    "first_seen": smaller(devices.c.first_seen, lite.excluded.first_seen),
+                    "last_seen": larger(devices.c.last_seen, lite.excluded.last_seen),
+                    "latitude": lite.excluded.latitude,
+                    "longitude": lite.excluded.longitude,
+                },
+            )
+        conn.execute(stmt, rows)
+
+    def name_devices(self, names: Mapping[str, str]) -> None:
+        """Give known devices their display names (the simulator's catalogue)."""
+
+        def work(conn: Connection) -> None:
+            for device_id, name in names.items():
+                conn.execute(update(devices).where(devices.c.id == device_id).values(name=name))
+
+        self._run(work)
+
+    # -- analyses and reads -----------------------------------------------------------------------
+
+    def analysis(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        """Run one of the four original analyses (see storage/analyses.py)."""
+        query = ANALYSES[name]
+        values = {k: params.get(k) for k in query.params}
+        if "since" in values and values["since"] is not None:
+            values["since"] = naive_utc(values["since"])
+        rows = self._run(lambda conn: conn.execute(query.statement(), values).mappings().all())
+        return [_plain(row) for row in rows]
+
+    def devices(self) -> list[dict[str, Any]]:
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            counts = {
+                row.device_id: (int(row.n), row.t_max)
+                for row in conn.execute(
+                    select(
+                        readings_daily.c.device_id,
+                        func.sum(readings_daily.c.n).label("n"),
+                        func.max(readings_daily.c.t_max).label("t_max"),
+                    ).group_by(readings_daily.c.device_id)
+                )
+            }
+            out = []
+            for row in conn.execute(select(devices).order_by(devices.c.id)).mappings():
+                last = conn.execute(
+                    select(readings.c.ts, readings.c.temperature)
+                    .where(readings.c.device_id == row["id"])
+                    .order_by(readings.c.ts.desc())
+                    .limit(1)
+                ).first()
+                count, t_max = counts.get(row["id"], (0, None))
+                out.append(
+                    {
+                        "device_id": row["id"],
+                        "name": row["name"],
+                        "latitude": row["latitude"],
+                        "longitude": row["longitude"],
+                        "first_seen": aware(row["first_seen"]),
+                        "last_seen": aware(row["last_seen"]),
+                        "count": count,
+                        "max_temperature": t_max,
+                        "last_temperature": last.temperature if last else None,
+                        "last_ts": aware(last.ts) if last else None,
+                    }
+                )
+            return out
+
+        return self._run(work)
+
+    def anomalous_readings(
+        self, since: datetime, device_id: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        query = (
+            select(readings)
+            .where(readings.c.is_anomaly.is_(True), readings.c.ts >= naive_utc(since))
+            .order_by(readings.c.ts.desc())
+            .limit(limit)
+        )
+        if device_id is not None:
+            query = query.where(readings.c.device_id == device_id)
+        return self._rows(query)
+
+    def readings_page(
+        self,
+        device_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 1000,
+        after: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """A device's readings in time order, `limit` at a time; page on with `after`."""
+        conditions = [readings.c.device_id == device_id]
+        if start is not None:
+            conditions.append(readings.c.ts >= naive_utc(start))
+        if end is not None:
+            conditions.append(readings.c.ts < naive_utc(end))
+        if after is not None:
+            conditions.append(readings.c.ts > naive_utc(after))
+        return self._rows(
+            select(readings).where(and_(*conditions)).order_by(readings.c.ts).limit(limit)
+        )
+
+    def minute_rollups(
+        self, device_id: str, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        query = (
+            select(readings_minute)
+            .where(
+                readings_minute.c.device_id == device_id,
+                readings_minute.c.minute >= naive_utc(start),
+                readings_minute.c.minute < naive_utc(end),
+            )
+            .order_by(readings_minute.c.minute)
+        )
+        return self._rows(query)
+
+    def _rows(self, query: Any) -> list[dict[str, Any]]:
+        return [_plain(row) for row in self._run(lambda conn: conn.execute(query).mappings().all())]
+
+    # -- detection --------------------------------------------------------------------------------
+
+    def device_ids(self) -> list[str]:
+        return list(self._run(lambda conn: conn.execute(select(devices.c.id)).scalars().all()))
+
+    def detector_states(self, detector: str) -> dict[str, tuple[datetime, bytes]]:
+        query = select(detector_state).where(detector_state.c.detector == detector)
+        return {
+            row["device_id"]: (aware(row["last_ts"]), row["state"])
+            for row in self._run(lambda conn: conn.execute(query).mappings().all())
+        }
+
+    def readings_after(
+        self, device_id: str, after: datetime | None, limit: int
+    ) -> list[tuple[int, datetime, float]]:
+        """The next readings of a device for the detector, oldest first."""
+        query = select(readings.c.id, readings.c.ts, readings.c.temperature).where(
+            readings.c.device_id == device_id
+        )
+        if after is not None:
+            query = query.where(readings.c.ts > naive_utc(after))
+        query = query.order_by(readings.c.ts).limit(limit)
+        rows = self._run(lambda conn: conn.execute(query).all())
+        return [(int(i), aware(ts), float(t)) for i, ts, t in rows]
+
+    def save_detection(
+        self,
+        detector: str,
+        device_id: str,
+        last_ts: datetime,
+        state: bytes,
+        results: Sequence[Scored],
+    ) -> None:
+        """Write scores and flags and the detector's new state in one transaction (idempotent)."""
+        now = naive_utc(datetime.now(UTC))
+
+        def work(conn: Connection) -> None:
+            if results:
+                conn.execute(
+                    update(readings)
+                    .where(readings.c.id == bindparam("rid"))
+                    .values(
+                        is_anomaly=bindparam("flag"),
+                        anomaly_score=bindparam("score"),
+                        detector=detector,
+                    ),
+                    [
+                        {"rid": s.reading_id, "flag": s.is_anomaly, "score": s.score}
+                        for s in results
+                    ],
+                )
+            key = (detector_state.c.device_id == device_id) & (
+                detector_state.c.detector == detector
+            )
+            values = {"last_ts": naive_utc(last_ts), "state": state, "updated_at": now}
+            if conn.execute(update(detector_state).where(key).values(**values)).rowcount == 0:
+                conn.execute(
+                    insert(detector_state).values(device_id=device_id, detector=detector, **values)
+                )
+
+        self._run(work)
+
+    # -- ground truth of injected anomalies -------------------------------------------------------
+
+    def record_injected(self, rows: Iterable[tuple[str, str, datetime, datetime]]) -> None:
+        values = [
+            {"device_id": d, "kind": k, "start_ts": naive_utc(s), "end_ts": naive_utc(e)}
+            for d, k, s, e in rows
+        ]
+        if values:
+            self._run(lambda conn: conn.execute(insert(injected_anomalies), values))
+
+    def injected(self) -> list[dict[str, Any]]:
+        return self._rows(select(injected_anomalies).order_by(injected_anomalies.c.start_ts))
+
+    def flagged(self, detector: str | None = None) -> list[tuple[str, datetime]]:
+        query = select(readings.c.device_id, readings.c.ts).where(readings.c.is_anomaly.is_(True))
+        if detector:
+            query = query.where(readings.c.detector == detector)
+        return [(d, aware(ts)) for d, ts in self._run(lambda conn: conn.execute(query).all())]
+
+    # -- dead letters and status ------------------------------------------------------------------
+
+    def dead_letters(self, limit: int = 100, pending_only: bool = True) -> list[dict[str, Any]]:
+        query = select(dead_letters).order_by(dead_letters.c.id).limit(limit)
+        if pending_only:
+            query = query.where(dead_letters.c.replayed_at.is_(None))
+        rows = self._rows(query)
+        for row in rows:
+            row["attributes"] = orjson.loads(row["attributes"]) if row["attributes"] else {}
+        return rows
+
+    def mark_replayed(self, ids: Sequence[int]) -> None:
+        now = naive_utc(datetime.now(UTC))
+        self._run(
+            lambda conn: conn.execute(
+                update(dead_letters).where(dead_letters.c.id.in_(list(ids))).values(replayed_at=now)
+            )
+        )
+
+    def totals(self) -> dict[str, int]:
+        def work(conn: Connection) -> dict[str, int]:
+            stored = conn.execute(select(func.coalesce(func.sum(readings_daily.c.n), 0))).scalar()
+            dead = conn.execute(select(func.count()).select_from(dead_letters)).scalar()
+            flagged = conn.execute(
+                select(func.count()).select_from(readings).where(readings.c.is_anomaly.is_(True))
+            ).scalar()
+            return {
+                "stored": int(stored or 0),
+                "dead_letters": int(dead or 0),
+                "anomalies": int(flagged or 0),
+            }
+
+        return self._run(work)
+
+    def detector_positions(self) -> list[dict[str, Any]]:
+        return self._rows(
+            select(detector_state.c.device_id, detector_state.c.detector, detector_state.c.last_ts)
+        )
+
+
+def _fold(acc: dict[Any, list[float]], key: Any, value: float) -> None:
+    agg = acc.get(key)
+    if agg is None:
+        acc[key] = [1, value, value, value]
+    else:
+        agg[0] += 1
+        agg[1] = min(agg[1], value)
+        agg[2] = max(agg[2], value)
+        agg[3] += value
+
+
+def _reading_row(r: Reading, received: datetime) -> dict[str, Any]:
+    return {
+        "device_id": r.device_id,
+        "ts": naive_utc(r.ts),
+        "temperature": r.temperature,
+        "latitude": r.latitude,
+        "longitude": r.longitude,
+        "seq": r.seq,
+        "received_at": received,
+    }
+
+
+def _dead_row(d: DeadLetter, received: datetime) -> dict[str, Any]:
+    attributes = orjson.dumps(dict(d.attributes)).decode() if d.attributes else None
+    return {
+        "data": d.data,
+        "attributes": attributes,
+        "reason": d.reason[:500],
+        "received_at": received,
+    }
+
+
+def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A result row as a dict with aware datetimes and plain numbers."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            value = aware(value)
+        elif key in ("count", "n") and value is not None:
+            value = int(value)
+        elif type(value).__name__ == "Decimal":
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def _is_lock_conflict(exc: OperationalError) -> bool:
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    # MySQL: 1213 deadlock, 1205 lock wait timeout; SQLite: "database is locked".
+    return code in (1213, 1205) or "database is locked" in str(exc.orig)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300]

@@ -1,0 +1,133 @@
+"""The schema: tables of readings, devices, dead letters, rollups and detector state."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData()
+
+# Milliseconds are part of a reading's identity, so MySQL must keep them (DATETIME(3)).
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+# Double precision everywhere (MySQL's FLOAT is single precision).
+Double = Float(precision=53).with_variant(mysql.DOUBLE(), "mysql", "mariadb")
+# Dead letters keep their raw bytes, up to 16 MiB on MySQL (MEDIUMBLOB).
+Blob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=True),
+    Column("latitude", Double, nullable=False),
+    Column("longitude", Double, nullable=False),
+    Column("first_seen", Timestamp, nullable=False),
+    Column("last_seen", Timestamp, nullable=False),
+)
+
+readings = Table(
+    "readings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("device_id", String(36), nullable=False),
+    Column("ts", Timestamp, nullable=False),
+    Column("temperature", Double, nullable=False),
+    Column("latitude", Double, nullable=False),
+    Column("longitude", Double, nullable=False),
+    Column("seq", BigInteger, nullable=True),
+    Column("received_at", Timestamp, nullable=False),
+    Column("is_anomaly", Boolean, nullable=True),
+    Column("anomaly_score", Double, nullable=True),
+    Column("detector", String(40), nullable=True),
+    UniqueConstraint("device_id", "ts", name="uq_readings_device_ts"),
+    Index("ix_readings_anomaly_ts", "is_anomaly", "ts"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("data", Blob, nullable=False),
+    Column("attributes", Text, nullable=True),
+    Column("reason", String(500), nullable=False),
+    Column("received_at", Timestamp, nullable=False),
+    Column("replayed_at", Timestamp, nullable=True),
+    Index("ix_dead_letters_received", "received_at"),
+)
+
+readings_minute = Table(
+    "readings_minute",
+    metadata,
+    Column("device_id", String(36), nullable=False),
+    Column("minute", Timestamp, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("t_min", Double, nullable=False),
+    Column("t_max", Double, nullable=False),
+    Column("t_sum", Double, nullable=False),
+    PrimaryKeyConstraint("device_id", "minute", name="pk_readings_minute"),
+)
+
+# Daily rollups carry year, month and day-of-month as columns so "max on day D of month M"
+# is an indexed lookup on every database without date functions.
+readings_daily = Table(
+    "readings_daily",
+    metadata,
+    Column("device_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("dom", Integer, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Column("t_min", Double, nullable=False),
+    Column("t_max", Double, nullable=False),
+    Column("t_sum", Double, nullable=False),
+    PrimaryKeyConstraint("device_id", "day", name="pk_readings_daily"),
+    Index("ix_readings_daily_month_dom", "month", "dom"),
+)
+
+detector_state = Table(
+    "detector_state",
+    metadata,
+    Column("device_id", String(36), nullable=False),
+    Column("detector", String(40), nullable=False),
+    Column("last_ts", Timestamp, nullable=False),
+    Column("state", Blob, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("device_id", "detector", name="pk_detector_state"),
+)
+
+# Ground truth of the anomalies the simulator injected, so a run can score its own detection.
+injected_anomalies = Table(
+    "injected_anomalies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("device_id", String(36), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("start_ts", Timestamp, nullable=False),
+    Column("end_ts", Timestamp, nullable=False),
+    UniqueConstraint("device_id", "start_ts", name="uq_injected_device_start"),
+)
+
+# The original deployment's table name and columns, as a view over readings.
+WEATHER_TRANS_VIEW = (
+    "CREATE VIEW weather_trans AS SELECT id, device_id AS deviceid, temperature, latitude, "
+    "longitude, ts AS time, COALESCE(is_anomaly, 0) AS isanomal FROM readings"
+)

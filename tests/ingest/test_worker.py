@@ -1,0 +1,139 @@
+"""The ingest worker: batches, exactly-once storage, dead letters, ack only after commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+import pytest
+from sqlalchemy import text
+
+from weatherpipe.bus import create_bus
+from weatherpipe.bus.base import Bus
+from weatherpipe.errors import StorageUnavailable
+from weatherpipe.ingest.worker import IngestWorker
+from weatherpipe.reading import Reading, encode
+from weatherpipe.storage.repository import BatchResult, DeadLetter, Repository
+from weatherpipe.testing import series
+
+
+async def drain(bus: Bus, repo: Repository, **options: object) -> IngestWorker:
+    """Run a worker until the subscription is empty and everything pulled is settled."""
+    worker = IngestWorker(bus, repo, batch_seconds=0.05, **options)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(400):
+        await asyncio.sleep(0.01)
+        if await bus.lag() == 0 and worker.stats.received >= 1 and not task.done():
+            break
+    stop.set()
+    await task
+    return worker
+
+
+def count(repo: Repository, table: str) -> int:
+    with repo.engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+
+def test_readings_sent_twice_are_stored_once(repo: Repository) -> None:
+    async def scenario() -> IngestWorker:
+        async with create_bus("memory://") as bus:
+            readings = series([20.0, 21.0, 22.0])
+            for r in readings + readings[:2]:
+                await bus.publish(encode(r))
+            return await drain(bus, repo)
+
+    worker = asyncio.run(scenario())
+    assert count(repo, "readings") == 3
+    assert (worker.stats.stored, worker.stats.duplicates) == (3, 2)
+
+
+def test_a_malformed_message_goes_to_dead_letters_and_ingest_goes_on(repo: Repository) -> None:
+    async def scenario() -> None:
+        async with create_bus("memory://") as bus:
+            first, second = series([20.0, 21.0])
+            await bus.publish(encode(first))
+            await bus.publish(b'{"v": 1, "device_id": "oops"}', {"origin": "test"})
+            await bus.publish(encode(second))
+            await drain(bus, repo)
+            assert await bus.lag() == 0
+
+    asyncio.run(scenario())
+    assert count(repo, "readings") == 2
+    (letter,) = repo.dead_letters()
+    assert letter["data"] == b'{"v": 1, "device_id": "oops"}'
+    assert "missing field(s): ts, temperature, latitude, longitude" in letter["reason"]
+    assert letter["attributes"] == {"origin": "test"}
+
+
+class FlakyRepository(Repository):
+    """A real repository whose database is 'down' for the first few batches."""
+
+    def __init__(self, inner: Repository, failures: int) -> None:
+        super().__init__(inner.engine)
+        self.failures = failures
+
+    def store_batch(
+        self,
+        batch: Sequence[Reading],
+        dead: Sequence[DeadLetter] = (),
+        received_at: datetime | None = None,
+    ) -> BatchResult:
+        if self.failures > 0:
+            self.failures -= 1
+            raise StorageUnavailable("database unavailable: simulated outage")
+        return super().store_batch(batch, dead, received_at)
+
+
+def test_nothing_is_acked_before_the_commit(repo: Repository) -> None:
+    flaky = FlakyRepository(repo, failures=2)
+
+    async def scenario() -> None:
+        async with create_bus("memory://") as bus:
+            for r in series([1.0, 2.0, 3.0]):
+                await bus.publish(encode(r))
+            worker = IngestWorker(bus, flaky, batch_seconds=0.01)
+            messages = await worker._collect(asyncio.Event())
+            store = asyncio.create_task(worker.handle(messages, asyncio.Event()))
+            await asyncio.sleep(0.1)  # the first store attempts fail
+            in_flight = len(bus._queue().in_flight)  # type: ignore[attr-defined]
+            assert (in_flight, count(repo, "readings")) == (3, 0)
+            await store
+            assert len(bus._queue().in_flight) == 0  # type: ignore[attr-defined]
+
+    asyncio.run(scenario())
+    assert count(repo, "readings") == 3
+
+
+def test_stopping_while_the_database_is_down_hands_the_batch_back(repo: Repository) -> None:
+    flaky = FlakyRepository(repo, failures=10**6)
+
+    async def scenario() -> int | None:
+        async with create_bus("memory://") as bus:
+            for r in series([1.0, 2.0]):
+                await bus.publish(encode(r))
+            worker = IngestWorker(bus, flaky, batch_seconds=0.01)
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop))
+            await asyncio.sleep(0.3)
+            stop.set()
+            await asyncio.wait_for(task, timeout=10)
+            return await bus.lag()
+
+    assert asyncio.run(scenario()) == 2
+    assert count(repo, "readings") == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 2000])
+def test_batches_are_bounded_by_size(sqlite_repo: Repository, batch_size: int) -> None:
+    async def scenario() -> IngestWorker:
+        async with create_bus("memory://") as bus:
+            for r in series([float(i) for i in range(50)]):
+                await bus.publish(encode(r))
+            return await drain(bus, sqlite_repo, batch_size=batch_size)
+
+    worker = asyncio.run(scenario())
+    assert worker.stats.stored == 50
+    assert worker.stats.batches >= -(-50 // batch_size)

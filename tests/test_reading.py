@@ -1,0 +1,91 @@
+"""The wire format, schema v1: what is a reading and what is not, and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from weatherpipe.errors import DecodeError
+from weatherpipe.reading import Reading, decode, encode, format_ts
+from weatherpipe.testing import DEVICE_A
+
+VALID = {
+    "v": 1,
+    "device_id": DEVICE_A,
+    "ts": "2026-11-28T01:02:03.456Z",
+    "seq": 1234,
+    "temperature": 21.37,
+    "latitude": 52.52,
+    "longitude": 13.405,
+}
+
+
+def body(**changes: object) -> bytes:
+    message = {**VALID, **changes}
+    return orjson.dumps({k: v for k, v in message.items() if v is not ...})
+
+
+def test_decode_reads_the_design_example() -> None:
+    reading = decode(body())
+    assert reading == Reading(
+        DEVICE_A, datetime(2026, 11, 28, 1, 2, 3, 456000, tzinfo=UTC), 21.37, 52.52, 13.405, 1234
+    )
+
+
+def test_encode_then_decode_is_the_same_reading() -> None:
+    reading = decode(body())
+    assert decode(encode(reading)) == reading
+    assert orjson.loads(encode(reading))["ts"] == "2026-11-28T01:02:03.456Z"
+
+
+def test_seq_is_optional_for_foreign_publishers() -> None:
+    assert decode(body(seq=...)).seq is None
+
+
+def test_offsets_are_converted_to_utc_and_truncated_to_milliseconds() -> None:
+    reading = decode(body(ts="2026-11-28T02:02:03.456789+01:00"))
+    assert format_ts(reading.ts) == "2026-11-28T01:02:03.456Z"
+
+
+def test_uppercase_uuid_is_normalised() -> None:
+    assert decode(body(device_id=DEVICE_A.upper())).device_id == DEVICE_A
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"not json", "not valid UTF-8 JSON"),
+        (b"\xff\xfe\x00", "not valid UTF-8 JSON"),
+        (b"[1, 2]", "expected a JSON object, got list"),
+        (body(temperature=...), "missing field(s): temperature"),
+        (body(v=...), "missing field(s): v"),
+        (body(v=2), "unknown schema version 2"),
+        (body(v="1"), "unknown schema version '1'"),
+        (body(temperature="21.3"), "temperature must be a number, got str"),
+        (body(temperature=True), "temperature must be a number, got bool"),
+        (body(temperature=-300.0), "temperature -300.0 is below absolute zero"),
+        (body(latitude=91.0), "latitude 91.0 is outside [-90, 90]"),
+        (body(longitude=-181), "longitude -181.0 is outside [-180, 180]"),
+        (body(device_id="sensor-1"), "device_id 'sensor-1' is not a UUID"),
+        (body(device_id=7), "device_id must be a UUID string, got int"),
+        (body(ts="yesterday"), "ts 'yesterday' is not an RFC 3339 timestamp"),
+        (body(ts="2026-11-28T01:02:03"), "must be RFC 3339 with a UTC offset"),
+        (body(ts=1732755723), "ts must be an RFC 3339 string, got int"),
+        (body(seq=-1), "seq must be a non-negative integer"),
+        (body(seq=1.5), "seq must be a non-negative integer"),
+        (b'{"v":1,"temperature":NaN}', "not valid UTF-8 JSON"),
+        (b" " * (64 * 1024 + 1), "over the 65536-byte limit"),
+    ],
+)
+def test_decode_refuses_with_a_precise_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode(data)
+    assert reason in caught.value.reason
+
+
+def test_infinite_temperature_is_refused() -> None:
+    # A huge exponent would parse as inf; the decoder refuses it.
+    with pytest.raises(DecodeError, match="infinity"):
+        decode(body().replace(b"21.37", b"1e999"))
