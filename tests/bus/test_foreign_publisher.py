@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.bus.conftest import MQTT_URL, NATS_URL, require_server
+from tests.bus.conftest import NATS_URL, require_server
 from weatherpipe.reading import Reading, encode
 
 pytestmark = pytest.mark.slow
