@@ -24,9 +24,23 @@ def mariadb(url: str, script: Path) -> list[list[str]]:
     parsed = make_url(url)
     with script.open() as stdin:
         out = subprocess.run(
-            [client, "-u", str(parsed.username), "-h", str(parsed.host), "-P", str(parsed.port),
-             "--batch", "--skip-column-names", str(parsed.database)],
-            stdin=stdin, capture_output=True, text=True, check=True, timeout=30,
+            [
+                client,
+                "-u",
+                str(parsed.username),
+                "-h",
+                str(parsed.host),
+                "-P",
+                str(parsed.port),
+                "--batch",
+                "--skip-column-names",
+                str(parsed.database),
+            ],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
         ).stdout
     return [line.split("\t") for line in out.splitlines()]
 
