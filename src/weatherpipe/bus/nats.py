@@ -1,0 +1,377 @@
+"""The NATS JetStream bus (nats://host:port): a file stream per topic, a durable pull consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import math
+import re
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from weatherpipe.bus.base import Bus, Message
+from weatherpipe.errors import BusError, BusNotSetUp, BusUnavailable
+
+log = logging.getLogger(__name__)
+
+# A week of backlog. No byte limit by default: JetStream reserves a stream's max_bytes on disk
+# up front, so a generous one exhausts a laptop's store after a few streams (`?max_bytes=`).
+# Past a limit new publishes are refused (DiscardPolicy.NEW): the publisher spools rather than
+# the stream silently dropping old, unstored readings.
+STREAM_MAX_AGE_SECONDS = 7 * 24 * 3600.0
+STREAM_MAX_BYTES = -1
+MAX_PAYLOAD_BYTES = 1024 * 1024
+ACK_WAIT_SECONDS = 60.0
+MAX_ACK_PENDING = 20_000
+CONNECT_TIMEOUT_SECONDS = 5.0
+REQUEST_TIMEOUT_SECONDS = 5.0
+RECONNECT_WAIT_SECONDS = 1.0
+PUBLISH_WINDOW = 4_000
+# JetStream stream and consumer names may not hold these.
+_NAME_FORBIDDEN = re.compile(r"[.*>\s/\\]")
+
+Item = tuple[bytes, Mapping[str, str] | None]
+_UNREACHABLE = (
+    TimeoutError,
+    OSError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.NoServersError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.StaleConnectionError,
+    nats.errors.NoRespondersError,
+)
+
+
+def stream_name(topic: str) -> str:
+    """The stream that captures subject `topic`: WEATHER_TOPIC for weather_topic."""
+    return _NAME_FORBIDDEN.sub("_", topic).upper()
+
+
+def consumer_name(subscription: str) -> str:
+    return _NAME_FORBIDDEN.sub("_", subscription)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn nats-py's exceptions into weatherpipe's at this edge."""
+    try:
+        yield
+    except nats.js.errors.NoStreamResponseError as exc:
+        raise BusNotSetUp(
+            "no JetStream stream captures the topic: run `weatherpipe bus setup`"
+        ) from exc
+    except nats.js.errors.NotFoundError as exc:
+        raise BusNotSetUp(f"JetStream: {exc.description}: run `weatherpipe bus setup`") from exc
+    except nats.js.errors.ServiceUnavailableError as exc:
+        raise BusUnavailable(f"JetStream unavailable: {exc.description}") from exc
+    except _UNREACHABLE as exc:
+        raise BusUnavailable(f"NATS unreachable: {exc!r}") from exc
+    except nats.errors.Error as exc:
+        raise BusError(f"NATS: {exc!r}") from exc
+
+
+def _headers(attributes: Mapping[str, str] | None) -> dict[str, str] | None:
+    return dict(attributes) if attributes else None
+
+
+def _attributes(msg: Msg) -> dict[str, str]:
+    # Nats-* headers are the server's and the client's bookkeeping, not the publisher's.
+    return {k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-")}
+
+
+class _Fetcher:
+    """Fetch from a JetStream pull consumer: pull requests of batch + expires, replies buffered.
+
+    nats-py's own fetch awaits every message with a timeout of its own (a task each), which
+    costs more than half the drain throughput; here one subscription callback buffers what
+    arrives and a pull waits once for its request to be answered. Messages arriving after a
+    pull gave up stay in the buffer for the next one (and close() hands them back).
+    """
+
+    def __init__(self, nc: Client, stream: str, consumer: str) -> None:
+        self._nc = nc
+        self._request_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._inbox = nc.new_inbox()
+        self._requests = itertools.count()
+        self._received = 0
+        self._wake_at = math.inf  # wake the waiting pull once _received reaches this
+        self._current = ""  # the request a pull waits on; statuses of older ones are ignored
+        self._status = ""
+        self._answered = asyncio.Event()
+        self.buffer: deque[Msg] = deque()
+
+    async def start(self) -> None:
+        await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        status = JetStreamContext.is_status_msg(msg)
+        if status is None:
+            # Data carries its own subject, not the request's: count it, whoever asked.
+            self.buffer.append(msg)
+            self._received += 1
+            if self._received >= self._wake_at:
+                self._answered.set()
+        elif status != "100" and msg.subject == self._current:  # 100 is a heartbeat
+            description = (msg.headers or {}).get("Description", "")
+            self._status = f"{status} {description}"
+            self._answered.set()
+
+    async def _ask(self, batch: int, expires: float | None, deadline: float) -> None:
+        """Send one pull request and wait until it is answered in full, or the deadline."""
+        self._current = f"{self._inbox}.{next(self._requests)}"
+        self._status = ""
+        self._wake_at = self._received + batch
+        self._answered.clear()
+        body: dict[str, object] = {"batch": batch}
+        if expires is None:
+            body["no_wait"] = True  # what is there now, then a 404 status if that is less
+        else:
+            body["expires"] = int(expires * 1e9)  # nanoseconds; a 408 status when it ends
+        await self._nc.publish(self._request_subject, json.dumps(body).encode(), self._current)
+        with suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self._answered.wait()
+        self._wake_at = math.inf
+        if self._status.startswith("409") and "Consumer Deleted" in self._status:
+            raise BusNotSetUp("the JetStream consumer was deleted: run `weatherpipe bus setup`")
+        if self._status.startswith("503"):
+            raise BusUnavailable("JetStream did not answer the pull request")
+
+    def _take(self, max_messages: int) -> list[Msg]:
+        count = min(max_messages, len(self.buffer))
+        return [self.buffer.popleft() for _ in range(count)]
+
+    async def fetch(self, max_messages: int, timeout: float) -> list[Msg]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if not self.buffer:
+            # What is waiting now, in one burst.
+            await self._ask(max_messages, None, deadline)
+        if not self.buffer and deadline - loop.time() > 0.01:
+            # Nothing was: wait for one message, then take the burst that came with it.
+            await self._ask(1, deadline - loop.time(), deadline)
+            if self.buffer and max_messages > 1:
+                await self._ask(max_messages - 1, None, deadline)
+        return self._take(max_messages)
+
+
+class NatsBus(Bus):
+    """JetStream: stream STREAM(topic) on subject `topic`, durable pull consumer `subscription`.
+
+    URL options (used by `setup`): `?ack_wait=SECONDS&max_ack_pending=N&max_bytes=N`.
+    """
+
+    scheme = "nats"
+
+    def __init__(self, url: str, topic: str, subscription: str) -> None:
+        super().__init__(url, topic, subscription)
+        parts = urlsplit(url)
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self.server = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        self.stream = stream_name(topic)
+        self.consumer = consumer_name(subscription)
+        self.ack_wait = float(options.get("ack_wait", ACK_WAIT_SECONDS))
+        self.max_ack_pending = int(options.get("max_ack_pending", MAX_ACK_PENDING))
+        self.max_bytes = int(options.get("max_bytes", STREAM_MAX_BYTES))
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._fetcher: _Fetcher | None = None
+        self._unsettled: dict[str, Msg] = {}
+
+    async def connect(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            return
+        with _translated():
+            # The first connect gives up quickly so a wrong URL is reported, not retried forever.
+            nc = await nats.connect(
+                self.server,
+                connect_timeout=int(CONNECT_TIMEOUT_SECONDS),
+                allow_reconnect=True,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=int(RECONNECT_WAIT_SECONDS),
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+        # Once connected, nats-py re-establishes a lost connection by itself, forever, with
+        # jittered waits; operations meanwhile raise BusUnavailable and the caller backs off.
+        nc.options["max_reconnect_attempts"] = -1
+        self._nc = nc
+        self._js = self._nc.jetstream(timeout=REQUEST_TIMEOUT_SECONDS)
+
+    async def close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        fetcher, self._fetcher = self._fetcher, None
+        if nc is None or nc.is_closed:
+            return
+        try:
+            # Hand back what we hold so it is redelivered now, not after ack_wait.
+            held = list(self._unsettled.values()) + list(fetcher.buffer if fetcher else [])
+            for msg in held:
+                await msg.nak()
+            self._unsettled.clear()
+            await nc.flush(timeout=int(REQUEST_TIMEOUT_SECONDS))
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            log.warning("closing NATS connection: %r", exc)
+        finally:
+            await nc.close()
+
+    async def setup(self) -> None:
+        await self.connect()
+        with _translated():
+            await self._ensure_stream()
+            await self._ensure_consumer()
+
+    async def _ensure_stream(self) -> None:
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[self.topic],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.NEW,
+            max_age=STREAM_MAX_AGE_SECONDS,
+            max_bytes=self.max_bytes,
+            max_msg_size=MAX_PAYLOAD_BYTES,
+        )
+        try:
+            await self._jetstream().add_stream(config)
+        except nats.js.errors.BadRequestError:
+            # It exists with other settings (an older version, or an operator's edit): keep
+            # the operator's limits but make sure it still captures our subject.
+            info = await self._jetstream().stream_info(self.stream)
+            if self.topic not in (info.config.subjects or []):
+                raise
+            log.info("stream %s exists with other settings; leaving them", self.stream)
+
+    async def _ensure_consumer(self) -> None:
+        config = ConsumerConfig(
+            durable_name=self.consumer,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_ack_pending=self.max_ack_pending,
+            deliver_policy=DeliverPolicy.ALL,
+            max_deliver=-1,
+            filter_subject=self.topic,
+        )
+        try:
+            await self._jetstream().add_consumer(self.stream, config)
+        except nats.js.errors.BadRequestError:
+            await self._jetstream().consumer_info(self.stream, self.consumer)
+            log.info("consumer %s exists with other settings; leaving them", self.consumer)
+
+    def _jetstream(self) -> JetStreamContext:
+        if self._js is None:
+            raise BusUnavailable("NATS bus is not connected: call connect() first")
+        return self._js
+
+    def _client(self) -> Client:
+        if self._nc is None:
+            raise BusUnavailable("NATS bus is not connected: call connect() first")
+        return self._nc
+
+    async def publish(self, data: bytes, attributes: Mapping[str, str] | None = None) -> None:
+        with _translated():
+            await self._jetstream().publish(self.topic, data, headers=_headers(attributes))
+
+    async def publish_many(self, items: Sequence[Item]) -> None:
+        # Windows no wider than publish_async's own cap (4,000 unanswered), so no call blocks on
+        # its semaphore without a deadline when the server stops answering.
+        for first in range(0, len(items), PUBLISH_WINDOW):
+            await self._publish_window(items[first : first + PUBLISH_WINDOW])
+
+    async def _publish_window(self, items: Sequence[Item]) -> None:
+        js = self._jetstream()
+        with _translated():
+            # No wait_stall: with one, every call wraps a task around the semaphore (6x slower).
+            futures = [
+                await js.publish_async(self.topic, data, headers=_headers(attrs))
+                for data, attrs in items
+            ]
+            acks = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), REQUEST_TIMEOUT_SECONDS
+            )
+        for ack in acks:
+            if isinstance(ack, BaseException):
+                with _translated():
+                    raise ack
+
+    async def _fetching(self) -> _Fetcher:
+        if self._fetcher is None:
+            with _translated():
+                await self._jetstream().consumer_info(self.stream, self.consumer)
+                fetcher = _Fetcher(self._client(), self.stream, self.consumer)
+                await fetcher.start()
+            self._fetcher = fetcher
+        return self._fetcher
+
+    async def pull(self, max_messages: int, timeout: float) -> list[Message]:
+        fetcher = await self._fetching()
+        if not self._client().is_connected:
+            raise BusUnavailable(f"NATS is reconnecting to {self.server}")
+        with _translated():
+            msgs = await fetcher.fetch(max_messages, timeout)
+        for msg in msgs:
+            self._unsettled[msg.reply] = msg
+        return [Message(msg.data, _attributes(msg), msg) for msg in msgs]
+
+    async def ack(self, messages: Sequence[Message]) -> None:
+        await self._settle(messages, nak=False)
+
+    async def nack(self, messages: Sequence[Message]) -> None:
+        await self._settle(messages, nak=True)
+
+    async def _settle(self, messages: Sequence[Message], nak: bool) -> None:
+        """Send every ack (or nak) without waiting, then one flush round trip for the lot."""
+        nc = self._client()
+        with _translated():
+            for message in messages:
+                msg: Msg = message.handle
+                await (msg.nak() if nak else msg.ack())
+                self._unsettled.pop(msg.reply, None)
+            await nc.flush(timeout=int(REQUEST_TIMEOUT_SECONDS))
+
+    async def ping(self) -> None:
+        with _translated():
+            await self._client().flush(timeout=int(REQUEST_TIMEOUT_SECONDS))
+
+    async def lag(self) -> int | None:
+        with _translated():
+            info = await self._jetstream().consumer_info(self.stream, self.consumer)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def delete(self) -> None:
+        """Delete the stream and its consumers (tests and benchmarks clean up with this)."""
+        with _translated():
+            await self._jetstream().delete_stream(self.stream)
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("NATS: %r", exc)
+
+    async def _on_disconnected(self) -> None:
+        if self._nc is None:
+            return  # our own close()
+        log.warning("NATS lost its connection to %s; reconnecting", self.server)
+
+    async def _on_reconnected(self) -> None:
+        log.info("NATS reconnected to %s", self.server)
