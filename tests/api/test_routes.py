@@ -154,6 +154,10 @@ def test_series_picks_rollups_for_long_ranges(client: TestClient) -> None:
         f"&end={rfc(NOW - timedelta(days=39))}"
     ).json()
     assert days["resolution"] == "hour"
+    four_days = f"start={rfc(NOW - timedelta(days=4))}&end={rfc(NOW)}"
+    assert client.get(f"/api/v1/series?device_id={DEVICE_B}&{four_days}").json()["resolution"] == (
+        "day"
+    )
     points = days["points"]
     assert sum(p["n"] for p in points) == 2
     assert (min(p["t_min"] for p in points), max(p["t_max"] for p in points)) == (30.0, 31.0)

@@ -41,13 +41,14 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 # Most points a series answer may hold per resolution, as a time span.
 RAW_SPAN, MINUTE_SPAN, HOUR_SPAN = timedelta(hours=6), timedelta(days=8), timedelta(days=400)
-# `auto` keeps a chart under ~1,800 points: raw up to 30 minutes, minute rollups up to 6 hours,
-# hours (folded from minutes in SQL) up to 14 days, daily rollups beyond.
+# `auto` keeps a chart under ~1,800 points and each answer cheap: raw up to 30 minutes, minute
+# rollups up to 6 hours, hours (folded from at most 4,320 minute rows in SQL) up to 3 days, daily
+# rollups beyond.
 Resolution = Literal["auto", "raw", "minute", "hour", "day"]
 AUTO: tuple[tuple[timedelta, Resolution], ...] = (
     (timedelta(minutes=30), "raw"),
     (timedelta(hours=6), "minute"),
-    (timedelta(days=14), "hour"),
+    (timedelta(days=3), "hour"),
 )
 
 
