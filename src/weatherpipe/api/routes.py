@@ -198,15 +198,16 @@ def series(
         raise InvalidParameter("resolution=minute covers at most 8 days; use hour or day")
     if resolution == "hour" and span > HOUR_SPAN:
         raise InvalidParameter("resolution=hour covers at most 400 days; use day")
-    repo, device = repo_of(request), device_id.lower()
+    device = device_id.lower()
+    points, marks = repo_of(request).chart(device, start, end, resolution)
     return fast_json(
         {
             "device_id": device,
             "resolution": resolution,
             "start": start,
             "end": end,
-            "points": repo.series(device, start, end, resolution),
-            "anomalies": repo.anomalies_between(device, start, end),
+            "points": points,
+            "anomalies": marks,
         }
     )
 

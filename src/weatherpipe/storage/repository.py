@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    cast,
     func,
     insert,
     literal,
@@ -418,7 +419,21 @@ class Repository:
         self, device_id: str, start: datetime, end: datetime, resolution: str
     ) -> list[dict[str, Any]]:
         """A device's temperature from `start` to `end` as points of `ts, n, t_min, t_max,
-        t_mean`: raw readings, or the minute or daily rollups (every bucket that overlaps)."""
+        t_mean`: raw readings, minute rollups, hours folded from them, or daily rollups
+        (every bucket that overlaps the range)."""
+        return _points(self._rows(self._series_query(device_id, start, end, resolution)))
+
+    def chart(
+        self, device_id: str, start: datetime, end: datetime, resolution: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """`series` and `anomalies_between` of one range, read in one transaction."""
+        points, marks = self._rows_many(
+            self._series_query(device_id, start, end, resolution),
+            self._anomalies_query(device_id, start, end, 500),
+        )
+        return _points(points), marks
+
+    def _series_query(self, device_id: str, start: datetime, end: datetime, resolution: str) -> Any:
         lo, hi = naive_utc(start), naive_utc(end)
         if resolution == "raw":
             r = readings.c
@@ -456,13 +471,7 @@ class Repository:
                 d.day <= (hi - timedelta(microseconds=1)).date(),
             )
             query = query.order_by(d.day)
-        rows = self._rows(query)
-        for row in rows:
-            if "minute" in row:
-                row["ts"] = row.pop("minute")
-            elif not isinstance(row["ts"], datetime):  # a day: its midnight, UTC
-                row["ts"] = datetime(row["ts"].year, row["ts"].month, row["ts"].day, tzinfo=UTC)
-        return rows
+        return query
 
     def _hourly(self, device_id: str, lo: datetime, hi: datetime) -> Any:
         """Hours folded from the minute rollups inside the database (a week is 168 rows out)."""
@@ -492,8 +501,11 @@ class Repository:
         self, device_id: str, start: datetime, end: datetime, limit: int = 500
     ) -> list[dict[str, Any]]:
         """The flagged readings of a device in a time range (the chart marks them)."""
+        return self._rows(self._anomalies_query(device_id, start, end, limit))
+
+    def _anomalies_query(self, device_id: str, start: datetime, end: datetime, limit: int) -> Any:
         r = readings.c
-        query = (
+        return (
             select(*self._columns(r.ts), r.temperature, r.anomaly_score, r.detector)
             .where(
                 r.is_anomaly == FLAGGED,
@@ -504,7 +516,6 @@ class Repository:
             .order_by(r.ts)
             .limit(limit)
         )
-        return self._rows(query)
 
     def full_scan_queries(self) -> dict[str, str]:
         """The original deployment's queries over weather_trans (full scans), for benchmarks."""
@@ -537,12 +548,16 @@ class Repository:
         return [tuple(r) for r in self._run(lambda conn: conn.execute(text(sql), values).all())]
 
     def _rows(self, query: Any) -> list[dict[str, Any]]:
-        def work(conn: Connection) -> tuple[list[str], Sequence[Any]]:
-            result = conn.execute(query)
-            return list(map(str, result.keys())), result.all()
+        return self._rows_many(query)[0]
 
-        keys, rows = self._run(work)
-        return _plain_rows(keys, rows)
+    def _rows_many(self, *queries: Any) -> list[list[dict[str, Any]]]:
+        """Each query's rows as dicts, all read in one transaction (one pool checkout)."""
+
+        def work(conn: Connection) -> list[tuple[list[str], Sequence[Any]]]:
+            results = [conn.execute(query) for query in queries]
+            return [(list(map(str, r.keys())), r.all()) for r in results]
+
+        return [_plain_rows(keys, rows) for keys, rows in self._run(work)]
 
     def _columns(self, *columns: Any) -> list[Any]:
         """Columns to select, with SQLite's timestamps read as their text.
@@ -551,12 +566,14 @@ class Repository:
         of rows per answer that was most of an endpoint's time. `_plain` parses the text with
         datetime.fromisoformat (C) instead. Other drivers hand datetimes over as they are.
         """
-        if self.dialect != "sqlite":
+        if self.dialect == "sqlite":
+            text_of: Callable[[Any], Any] = lambda c: type_coerce(c, String)  # noqa: E731
+        elif self.dialect in ("mysql", "mariadb"):
+            # PyMySQL parses DATETIME in Python; CAST AS CHAR + fromisoformat is ~5x cheaper.
+            text_of = lambda c: cast(c, String)  # noqa: E731
+        else:
             return list(columns)
-        return [
-            type_coerce(c, String).label(c.key) if isinstance(c.type, DateTime) else c
-            for c in columns
-        ]
+        return [text_of(c).label(c.key) if isinstance(c.type, DateTime) else c for c in columns]
 
     # -- detection --------------------------------------------------------------------------------
 
@@ -726,6 +743,16 @@ def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
             value = float(value)
         out[key] = value
     return out
+
+
+def _points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Series rows with `ts` always an aware datetime (minute rows and days renamed)."""
+    for row in rows:
+        if "minute" in row:
+            row["ts"] = row.pop("minute")
+        elif not isinstance(row["ts"], datetime):  # a day: its midnight, UTC
+            row["ts"] = datetime(row["ts"].year, row["ts"].month, row["ts"].day, tzinfo=UTC)
+    return rows
 
 
 def _plain_rows(keys: list[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
