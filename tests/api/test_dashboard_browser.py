@@ -105,7 +105,9 @@ def test_dashboard_names_every_device_draws_charts_and_marks_the_anomaly(
 ) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     errors: list[str] = []
+    requested: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{site}/?token={TOKEN}")
     page.wait_for_selector("body[data-charts=drawn]", timeout=20_000)
     names = page.locator(".device .name").all_inner_texts()
@@ -121,6 +123,19 @@ def test_dashboard_names_every_device_draws_charts_and_marks_the_anomaly(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     assert errors == []
+    assert [url for url in requested if not url.startswith(site)] == []  # no CDN, nothing else
+
+
+def test_api_docs_render_from_the_package(browser: Any, site: str) -> None:
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{site}/?token={TOKEN}")
+    page.goto(f"{site}/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=20_000)
+    assert "weatherpipe" in page.locator(".swagger-ui .info .title").inner_text()
+    assert page.locator(".swagger-ui .opblock").count() >= 10
+    assert [url for url in requested if not url.startswith(site)] == []
 
 
 def test_dashboard_form_answers_and_says_no_data_found(browser: Any, site: str) -> None:

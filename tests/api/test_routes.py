@@ -251,6 +251,13 @@ def test_home_page_form_answers_a_day_and_says_when_there_is_no_data(client: Tes
     assert "whole numbers" in client.get("/?day=x&month=2").text
 
 
+def test_api_docs_load_swagger_ui_from_the_package_not_a_cdn(client: TestClient) -> None:
+    docs = client.get("/docs").text
+    assert "/static/swagger-ui/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
+    assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/redoc").status_code == 404
+
+
 def test_static_assets_come_from_the_installed_package(client: TestClient) -> None:
     script = client.get("/static/dashboard.js")
     assert script.status_code == 200 and "function draw" in script.text

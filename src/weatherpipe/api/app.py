@@ -10,7 +10,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
@@ -42,6 +43,8 @@ def create_app(
     app = FastAPI(
         title="weatherpipe",
         version=__version__,
+        docs_url=None,  # served below from the package's own copy of Swagger UI
+        redoc_url=None,
         description=(
             "Temperature readings, their analyses and anomalies. When the server has "
             "WEATHERPIPE_API_TOKEN set, send `Authorization: Bearer TOKEN` on every request."
@@ -55,6 +58,7 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.get("/docs", include_in_schema=False)(_docs)
     _add_error_handlers(app)
     app.middleware("http")(_timed(app.state.metrics))
     if settings.api_token:
@@ -68,6 +72,18 @@ def create_app(
             allow_headers=["Authorization"],
         )
     return app
+
+
+async def _docs() -> HTMLResponse:
+    """Swagger UI from static/swagger-ui/ (vendored), never from a CDN."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="weatherpipe API",
+        swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url="/static/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
 
 
 def _add_error_handlers(app: FastAPI) -> None:
