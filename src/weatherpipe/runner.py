@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -268,11 +268,7 @@ async def run_backfill(
         else:
             repo = open_repository(settings)
             try:
-                sink = _DirectSink(repo)
-                try:
-                    stats = await sensors.backfill(start, end, sink)
-                finally:
-                    await sink.flush()
+                stats = await sensors.backfill(start, end, _store_directly(repo))
                 repo.record_injected(sensors.take_truth())
                 repo.name_devices({d.device_id: d.name for d in sensors.devices})
             finally:
@@ -281,35 +277,10 @@ async def run_backfill(
         return stats
 
 
-class _DirectSink:
-    """Stores backfilled readings through the repository while the next ones are generated.
+def _store_directly(repo: Repository) -> Callable[[list[Item]], Awaitable[None]]:
+    async def sink(items: list[Item]) -> None:
+        batch = [decode(data) for data, _ in items]
+        for i in range(0, len(batch), 5000):
+            await asyncio.to_thread(repo.store_batch, batch[i : i + 5000])
 
-    Readings gather into batches of BULK_ROWS; each batch is written in a worker thread while
-    the simulator computes the next, so generating and storing overlap (two cores, ~2x).
-    """
-
-    BULK_ROWS = 20_000
-
-    def __init__(self, repo: Repository) -> None:
-        self.repo = repo
-        self.pending: list[Item] = []
-        self.writing: asyncio.Future[Any] | None = None
-
-    async def __call__(self, items: list[Item]) -> None:
-        self.pending.extend(items)
-        if len(self.pending) >= self.BULK_ROWS:
-            await self._write()
-
-    async def _write(self) -> None:
-        batch = [decode(data) for data, _ in self.pending]
-        self.pending = []
-        if self.writing is not None:
-            await self.writing
-        self.writing = asyncio.ensure_future(asyncio.to_thread(self.repo.store_batch, batch))
-
-    async def flush(self) -> None:
-        if self.pending:
-            await self._write()
-        if self.writing is not None:
-            await self.writing
-            self.writing = None
+    return sink
