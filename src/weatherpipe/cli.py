@@ -310,6 +310,23 @@ def detectors() -> None:
 
 
 @app.command()
+def score(
+    database_url: DatabaseUrl = None,
+    detector: Detector = None,
+) -> None:
+    """Score this run's anomaly flags against the simulator's injected anomalies."""
+    from weatherpipe.detect.live import format_score, score_run
+    from weatherpipe.runner import open_repository
+
+    settings = _settings(database_url=database_url)
+    repo = open_repository(settings)
+    try:
+        typer.echo(format_score(score_run(repo, detector)))
+    finally:
+        repo.close()
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
