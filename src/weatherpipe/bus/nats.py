@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -14,12 +16,14 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    Header,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -41,6 +45,8 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 5.0
 RECONNECT_WAIT_SECONDS = 1.0
 PUBLISH_WINDOW = 4_000
+# A pull request stays open this long on the server, delivering messages as they arrive.
+PULL_EXPIRES_SECONDS = 5.0
 # JetStream stream and consumer names may not hold these.
 _NAME_FORBIDDEN = re.compile(r"[.*>\s/\\]")
 
@@ -113,8 +119,15 @@ class NatsBus(Bus):
         self.max_ack_pending = int(options.get("max_ack_pending", MAX_ACK_PENDING))
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._sub: Subscription | None = None
         self._unsettled: dict[str, Msg] = {}
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}"
+        self._inbox_subject = ""
+        self._ready: deque[Msg] = deque()
+        self._arrived = asyncio.Event()
+        self._request_left = 0
+        self._request_until = 0.0
+        self._failure: str | None = None
 
     async def connect(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -138,14 +151,22 @@ class NatsBus(Bus):
         self._js = self._nc.jetstream(timeout=REQUEST_TIMEOUT_SECONDS)
 
     async def close(self) -> None:
-        nc, self._nc, self._js, self._sub = self._nc, None, None, None
+        nc, sub = self._nc, self._sub
+        self._nc, self._js, self._sub = None, None, None
+        self._request_until = 0.0
         if nc is None or nc.is_closed:
             return
         try:
+            if sub is not None:
+                # First drop the inbox, so the server ends our open pull request rather than
+                # handing the messages we give back below straight to it.
+                await sub.unsubscribe()
+                await nc.flush(timeout=int(REQUEST_TIMEOUT_SECONDS))
             # Hand back what we hold so it is redelivered now, not after ack_wait.
-            for msg in self._unsettled.values():
-                await msg.nak()
+            held = [*self._unsettled, *(msg.reply for msg in self._ready)]
+            await _publish_empty_many(nc, held, b"-NAK")
             self._unsettled.clear()
+            self._ready.clear()
             await nc.flush(timeout=int(REQUEST_TIMEOUT_SECONDS))
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             log.warning("closing NATS connection: %r", exc)
@@ -231,42 +252,102 @@ class NatsBus(Bus):
                 with _translated():
                     raise ack
 
-    async def _subscription(self) -> JetStreamContext.PullSubscription:
+    async def _inbox(self) -> Subscription:
+        """Our own inbox that pull requests are answered on (made on the first pull)."""
         if self._sub is None:
-            js = self._jetstream()
+            js, nc = self._jetstream(), self._client()
             with _translated():
                 await js.consumer_info(self.stream, self.consumer)
-                self._sub = await js.pull_subscribe_bind(self.consumer, self.stream)
+                self._inbox_subject = nc.new_inbox()
+                self._sub = await nc.subscribe(self._inbox_subject, cb=self._delivered)
         return self._sub
 
+    async def _delivered(self, msg: Msg) -> None:
+        """A message, or a status that ends a pull request (404 none, 408 expired, 409 ...)."""
+        headers = msg.headers or {}
+        status = headers.get(Header.STATUS)
+        if status is None:
+            self._ready.append(msg)
+            self._request_left -= 1
+            if self._request_left <= 0:
+                self._request_until = 0.0
+        elif status != "100":  # 100 is an idle heartbeat
+            self._request_until = 0.0
+            description = headers.get(Header.DESCRIPTION, "")
+            # 409 "Exceeded MaxWaiting" and the like only end a request; 503 means no
+            # JetStream, other 409s a consumer that is gone.
+            if status == "503" or (status == "409" and "Exceeded" not in description):
+                self._failure = f"{status} {description}".strip()
+        self._arrived.set()
+
+    async def _request(self, batch: int) -> None:
+        """Ask the consumer for up to `batch` messages, delivered to our inbox as they come."""
+        body = b'{"batch":%d,"expires":%d}' % (batch, int(PULL_EXPIRES_SECONDS * 1e9))
+        with _translated():
+            await self._client().publish(self._next_subject, body, reply=self._inbox_subject)
+        self._request_left = batch
+        self._request_until = time.monotonic() + PULL_EXPIRES_SECONDS
+
+    def _request_open(self) -> bool:
+        return time.monotonic() < self._request_until
+
     async def pull(self, max_messages: int, timeout: float) -> list[Message]:
-        sub = await self._subscription()
-        try:
-            with _translated():
-                msgs = await sub.fetch(max_messages, timeout=max(timeout, 0.01))
-        except BusUnavailable:
-            if self._client().is_connected:
-                return []  # a fetch timing out on an empty consumer is not an outage
-            raise
-        for msg in msgs:
+        """Hand out what the open pull request delivered; keep one request open ahead, so the
+        next batch streams in while the caller stores this one (fetch() awaits every message
+        with its own timeout: about 10,000 messages/s; this path several times that)."""
+        await self._inbox()
+        deadline = time.monotonic() + timeout
+        while not self._ready:
+            self._raise_failure()
+            if not self._client().is_connected:
+                raise BusUnavailable("NATS connection is down")
+            if not self._request_open():
+                await self._request(max_messages)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return []
+        taken = self._take(max_messages)
+        if not self._ready and not self._request_open():
+            await self._request(max_messages)  # prefetch the next batch
+        return taken
+
+    def _take(self, max_messages: int) -> list[Message]:
+        taken: list[Message] = []
+        ready = self._ready
+        while ready and len(taken) < max_messages:
+            msg = ready.popleft()
             self._unsettled[msg.reply] = msg
-        return [Message(msg.data, _attributes(msg), msg) for msg in msgs]
+            taken.append(Message(msg.data, _attributes(msg), msg))
+        return taken
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is None:
+            return
+        if failure.startswith("503"):
+            raise BusUnavailable(f"JetStream unavailable: {failure}")
+        raise BusNotSetUp(f"JetStream: {failure}: run `weatherpipe bus setup`")
 
     async def ack(self, messages: Sequence[Message]) -> None:
-        await self._settle(messages, nak=False)
+        await self._settle(messages, b"")
 
     async def nack(self, messages: Sequence[Message]) -> None:
-        await self._settle(messages, nak=True)
+        await self._settle(messages, b"-NAK")
 
-    async def _settle(self, messages: Sequence[Message], nak: bool) -> None:
-        """Send every ack (or nak) without waiting, then one flush round trip for the lot."""
+    async def _settle(self, messages: Sequence[Message], verb: bytes) -> None:
+        """All acks (or naks) as one write, then one flush round trip for the lot."""
         nc = self._client()
+        replies = [message.handle.reply for message in messages]
         with _translated():
-            for message in messages:
-                msg: Msg = message.handle
-                await (msg.nak() if nak else msg.ack())
-                self._unsettled.pop(msg.reply, None)
+            await _publish_empty_many(nc, replies, verb)
             await nc.flush(timeout=int(REQUEST_TIMEOUT_SECONDS))
+        for reply in replies:
+            self._unsettled.pop(reply, None)
 
     async def ping(self) -> None:
         with _translated():
@@ -286,7 +367,26 @@ class NatsBus(Bus):
         log.warning("NATS: %r", exc)
 
     async def _on_disconnected(self) -> None:
+        self._request_until = 0.0  # a request sent before the break is not answered after it
         log.info("NATS disconnected from %s", self.server)
 
     async def _on_reconnected(self) -> None:
         log.info("NATS reconnected to %s", self.server)
+
+
+async def _publish_empty_many(nc: Client, subjects: Sequence[str], payload: bytes) -> None:
+    """Publish `payload` to each subject (acks and naks are such messages) in one write.
+
+    nats-py's publish() validates and frames each message on its own, about 9 µs an ack; one
+    joined frame costs well under 1 µs a message. Falls back to publish() if the client's
+    internals change.
+    """
+    send = getattr(nc, "_send_command", None)
+    if send is None:
+        for subject in subjects:
+            await nc.publish(subject, payload)
+        return
+    size = b" %d\r\n" % len(payload)
+    frame = b"\r\n".join(b"PUB " + s.encode() + size + payload for s in subjects)
+    if frame:
+        await send(frame + b"\r\n")
