@@ -53,19 +53,32 @@ class IngestWorker:
         self.stats = IngestStats()
 
     async def run(self, stop: asyncio.Event) -> IngestStats:
-        """Work until `stop` is set; the batch in hand is always stored and acked first."""
+        """Work until `stop` is set; the batch in hand is always stored and acked first.
+
+        Two batches overlap: while one is written (in a thread, waiting on the database) the
+        next is pulled and decoded. Each is still acked only after its own commit.
+        """
         backoff = 0.1
-        while not stop.is_set():
-            try:
-                messages = await self._collect(stop)
-            except BusUnavailable as exc:
-                log.warning("bus unavailable (%s); retrying in %.1fs", exc, backoff)
-                await pause(backoff, stop)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            backoff = 0.1
-            if messages:
-                await self.handle(messages, stop)
+        storing: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await self._collect(stop)
+                except BusUnavailable as exc:
+                    log.warning("bus unavailable (%s); retrying in %.1fs", exc, backoff)
+                    await pause(backoff, stop)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    continue
+                backoff = 0.1
+                split = self.split(messages) if messages else None
+                if storing is not None:
+                    await storing
+                    storing = None
+                if split is not None:
+                    storing = asyncio.create_task(self._store(messages, *split, stop))
+        finally:
+            if storing is not None:
+                await storing
         return self.stats
 
     async def _collect(self, stop: asyncio.Event) -> list[Message]:
@@ -99,8 +112,16 @@ class IngestWorker:
 
     async def handle(self, messages: list[Message], stop: asyncio.Event) -> None:
         """Store one batch (retrying while the database is down), then ack it."""
+        await self._store(messages, *self.split(messages), stop)
+
+    async def _store(
+        self,
+        messages: list[Message],
+        readings: list[Reading],
+        dead: list[DeadLetter],
+        stop: asyncio.Event,
+    ) -> None:
         started = time.monotonic()
-        readings, dead = self.split(messages)
         backoff = 0.2
         while True:
             try:
