@@ -79,7 +79,7 @@ def end_to_end(options: BenchOptions) -> Result:
     first 5 s (process start-up) are left out. received_at - ts is reported as well."""
     n = int(options.size(1000, 100, options.devices))
     seconds = options.size(60.0, 10.0, options.seconds)
-    warmup = 5.0
+    warmup = min(5.0, seconds / 3)
     with scratch_mariadb(options.mariadb_url) as url, scratch_stream(options.nats_url) as topic:
         env = {
             "WEATHERPIPE_DATABASE_URL": url,
