@@ -161,6 +161,8 @@ class Repository:
         fresh = self._unseen(conn, batch) if check_existing else batch
         if fresh and self.dialect in ("mysql", "mariadb"):
             bulk.write_readings(conn, fresh, received)
+        elif fresh and self.dialect == "sqlite":
+            bulk.write_readings_sqlite(conn, fresh, received)
         elif fresh:
             conn.execute(insert(readings), [_reading_row(r, received) for r in fresh])
             self._add_rollups(conn, fresh)
