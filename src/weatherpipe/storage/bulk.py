@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 # Rows per statement: about 150 bytes each, far below max_allowed_packet (16 MiB by default).
 ROWS_PER_STATEMENT = 5000
+# Up to this many scores go in one UPDATE … CASE; more go through a temporary table.
+SMALL_SCORE_BATCH = 64
 # Strings made only of these characters need no escaping (UUIDs, detector names).
 _PLAIN = re.compile(r"[0-9A-Za-z_.:\- ]*")
 
@@ -127,10 +129,23 @@ def write_scores(
 ) -> None:
     """Scores and flags of stored readings by id: one multi-row INSERT into a temporary
     table and one UPDATE … JOIN, instead of one UPDATE round trip per reading."""
-    rows = [f"({int(rid)},{1 if flag else 0},{number(score)})" for rid, flag, score in results]
-    if not rows:
+    scored = [(int(rid), 1 if flag else 0, number(score)) for rid, flag, score in results]
+    if not scored:
         return
     options = {"no_parameters": True}
+    if len(scored) <= SMALL_SCORE_BATCH:
+        # A real-time pass has a reading or two per device: one statement, one round trip.
+        flags = " ".join(f"WHEN {rid} THEN {flag}" for rid, flag, _ in scored)
+        scores = " ".join(f"WHEN {rid} THEN {score}" for rid, _, score in scored)
+        ids = ",".join(str(rid) for rid, _, _ in scored)
+        conn.exec_driver_sql(
+            f"UPDATE readings SET is_anomaly = CASE id {flags} END, "
+            f"anomaly_score = CASE id {scores} END, detector = {quote(detector)} "
+            f"WHERE id IN ({ids})",
+            execution_options=options,
+        )
+        return
+    rows = [f"({rid},{flag},{score})" for rid, flag, score in scored]
     conn.exec_driver_sql(_SCORES_TABLE, execution_options=options)
     conn.exec_driver_sql("DELETE FROM wp_scores", execution_options=options)
     _send(conn, _SCORES, rows)
