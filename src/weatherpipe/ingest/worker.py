@@ -16,6 +16,7 @@ from weatherpipe.storage.repository import BatchResult, DeadLetter, Repository
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
+QUIET_SECONDS = 0.05
 
 # Returns why a message must be refused (e.g. a bad signature), or None to accept it.
 Verifier = Callable[[Message], str | None]
@@ -82,14 +83,19 @@ class IngestWorker:
         return self.stats
 
     async def _collect(self, stop: asyncio.Event) -> list[Message]:
-        """Fill a batch: up to batch_size messages, at most batch_seconds after the first."""
+        """Fill a batch: up to batch_size messages, at most batch_seconds after the first, and
+        no longer than the bus stays quiet for QUIET_SECONDS."""
         messages = await self.bus.pull(self.batch_size, timeout=min(1.0, self.batch_seconds * 2))
         deadline = time.monotonic() + self.batch_seconds
         while messages and len(messages) < self.batch_size and not stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            more = await self.bus.pull(self.batch_size - len(messages), timeout=remaining)
+            # A quiet bus ends the batch early: a fleet's tick arrives as one burst, and waiting
+            # out batch_seconds after it would only add to every reading's latency.
+            more = await self.bus.pull(
+                self.batch_size - len(messages), timeout=min(remaining, QUIET_SECONDS)
+            )
             if not more:
                 break
             messages.extend(more)
