@@ -37,8 +37,8 @@ class Reading:
 
 def format_ts(ts: datetime) -> str:
     """RFC 3339 in UTC with milliseconds, e.g. 2026-11-28T01:02:03.456Z."""
-    ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    # isoformat is several times cheaper than strftime (the simulator formats 10,000 a second).
+    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def to_millis(ts: datetime) -> datetime:
