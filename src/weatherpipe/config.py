@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     subscription: str = Field(
         "weather_sub", description="Subscription (durable consumer) ingest pulls from."
     )
-    batch_size: int = Field(2000, ge=1, le=100_000, description="Most readings per insert batch.")
+    batch_size: int = Field(
+        5000, ge=1, le=100_000, description="Most readings per insert batch (one transaction)."
+    )
     batch_seconds: float = Field(
         0.5, gt=0, le=60, description="Longest time a batch waits to fill before it is written."
     )

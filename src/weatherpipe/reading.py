@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 ABSOLUTE_ZERO_C = -273.15
 REQUIRED_FIELDS = ("v", "device_id", "ts", "temperature", "latitude", "longitude")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +37,16 @@ class Reading:
 
 def format_ts(ts: datetime) -> str:
     """RFC 3339 in UTC with milliseconds, e.g. 2026-11-28T01:02:03.456Z."""
-    ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    # isoformat is several times cheaper than strftime (the simulator formats 10,000 a second).
+    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def to_millis(ts: datetime) -> datetime:
     """The same instant in UTC, truncated to whole milliseconds (the precision of the key)."""
-    ts = ts.astimezone(UTC)
-    return ts.replace(microsecond=ts.microsecond - ts.microsecond % 1000)
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    extra = ts.microsecond % 1000
+    return ts.replace(microsecond=ts.microsecond - extra) if extra else ts
 
 
 def encode(reading: Reading) -> bytes:
@@ -114,6 +118,8 @@ def _coordinate(name: str, value: object, limit: float) -> float:
 def _device_id(value: object) -> str:
     if not isinstance(value, str):
         raise DecodeError(f"device_id must be a UUID string, got {type(value).__name__}")
+    if _CANONICAL_UUID.fullmatch(value):
+        return value  # already what str(uuid.UUID(value)) would give, at a tenth of the cost
     try:
         return str(uuid.UUID(value))
     except ValueError:

@@ -176,6 +176,61 @@ class _Fetcher:
         return self._take(max_messages)
 
 
+class _RawPublisher:
+    """JetStream publishes framed by hand, one write per window, answers counted on one inbox.
+
+    js.publish_async() makes a future, an inbox entry and a validated frame per message: about
+    10,000 messages/s here, too slow for 10,000 devices a second from one process. The stream
+    answers each message with a JSON ack (or an error) on its reply subject; a window is done
+    when every one of its messages was answered.
+    """
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self._inbox = nc.new_inbox()
+        self._windows = itertools.count()
+        self._prefix = ""
+        self._expected = 0
+        self._answered = 0
+        self._errors: list[str] = []
+        self._done = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.nc.subscribe(f"{self._inbox}.>", cb=self._on_answer)
+
+    async def _on_answer(self, msg: Msg) -> None:
+        if not msg.subject.startswith(self._prefix):
+            return  # an answer to a window that already gave up
+        status = (msg.headers or {}).get("Status")
+        if status or b'"error"' in msg.data:
+            self._errors.append(status or msg.data[:200].decode(errors="replace"))
+        self._answered += 1
+        if self._answered >= self._expected:
+            self._done.set()
+
+    async def publish(self, subject: str, payloads: Sequence[bytes]) -> None:
+        """Publish and wait until the stream has stored every payload (BusError if not)."""
+        self._prefix = f"{self._inbox}.{next(self._windows)}."
+        self._expected, self._answered, self._errors = len(payloads), 0, []
+        self._done.clear()
+        head = f"PUB {subject} {self._prefix}".encode()
+        await self.nc._send_command(
+            b"".join(
+                head + b"%d %d\r\n" % (i, len(p)) + p + b"\r\n" for i, p in enumerate(payloads)
+            )
+        )
+        await self.nc.flush(timeout=int(REQUEST_TIMEOUT_SECONDS))
+        await asyncio.wait_for(self._done.wait(), REQUEST_TIMEOUT_SECONDS)
+        if self._errors:
+            if any(e.startswith("503") for e in self._errors):
+                raise BusNotSetUp(
+                    "no JetStream stream captures the topic: run `weatherpipe bus setup`"
+                )
+            raise BusError(
+                f"JetStream refused {len(self._errors)} of {len(payloads)}: {self._errors[0]}"
+            )
+
+
 class NatsBus(Bus):
     """JetStream: stream STREAM(topic) on subject `topic`, durable pull consumer `subscription`.
 
@@ -198,6 +253,7 @@ class NatsBus(Bus):
         self._js: JetStreamContext | None = None
         self._fetcher: _Fetcher | None = None
         self._unsettled: dict[str, Msg] = {}
+        self._raw: _RawPublisher | None = None
 
     async def connect(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -228,8 +284,7 @@ class NatsBus(Bus):
         try:
             # Hand back what we hold so it is redelivered now, not after ack_wait.
             held = list(self._unsettled.values()) + list(fetcher.buffer if fetcher else [])
-            for msg in held:
-                await msg.nak()
+            await _publish_empty_many(nc, [msg.reply for msg in held], b"-NAK")
             self._unsettled.clear()
             await nc.flush(timeout=int(REQUEST_TIMEOUT_SECONDS))
         except (TimeoutError, nats.errors.Error, OSError) as exc:
@@ -297,8 +352,29 @@ class NatsBus(Bus):
     async def publish_many(self, items: Sequence[Item]) -> None:
         # Windows no wider than publish_async's own cap (4,000 unanswered), so no call blocks on
         # its semaphore without a deadline when the server stops answering.
+        raw = await self._raw_publisher(items)
         for first in range(0, len(items), PUBLISH_WINDOW):
-            await self._publish_window(items[first : first + PUBLISH_WINDOW])
+            window = items[first : first + PUBLISH_WINDOW]
+            if raw is not None:
+                with _translated():
+                    await raw.publish(self.topic, [data for data, _ in window])
+            else:
+                await self._publish_window(window)
+
+    async def _raw_publisher(self, items: Sequence[Item]) -> _RawPublisher | None:
+        """The framed fast path, for messages without attributes (the simulator's)."""
+        nc = self._client()
+        if not hasattr(nc, "_send_command") or any(
+            attrs or len(data) > nc.max_payload for data, attrs in items
+        ):
+            return None
+        if not nc.is_connected:
+            raise BusUnavailable(f"NATS connection to {self.server} is down; reconnecting")
+        if self._raw is None or self._raw.nc is not nc:
+            self._raw = _RawPublisher(nc)
+            with _translated():
+                await self._raw.start()
+        return self._raw
 
     async def _publish_window(self, items: Sequence[Item]) -> None:
         js = self._jetstream()
@@ -344,12 +420,12 @@ class NatsBus(Bus):
     async def _settle(self, messages: Sequence[Message], nak: bool) -> None:
         """Send every ack (or nak) without waiting, then one flush round trip for the lot."""
         nc = self._client()
+        replies = [message.handle.reply for message in messages]
         with _translated():
-            for message in messages:
-                msg: Msg = message.handle
-                await (msg.nak() if nak else msg.ack())
-                self._unsettled.pop(msg.reply, None)
+            await _publish_empty_many(nc, replies, b"-NAK" if nak else b"")
             await nc.flush(timeout=int(REQUEST_TIMEOUT_SECONDS))
+        for reply in replies:
+            self._unsettled.pop(reply, None)
 
     async def ping(self) -> None:
         with _translated():
@@ -375,3 +451,20 @@ class NatsBus(Bus):
 
     async def _on_reconnected(self) -> None:
         log.info("NATS reconnected to %s", self.server)
+
+
+async def _publish_empty_many(nc: Client, subjects: Sequence[str], payload: bytes) -> None:
+    """Publish `payload` to each subject (acks and naks are such messages) in one write.
+
+    nats-py's publish() validates and frames each message on its own (about 9 µs an ack, a
+    quarter of ingest's time per reading at 25,000/s); one joined frame costs well under 1 µs
+    a message. Falls back to publish() if the client's internals change.
+    """
+    send = getattr(nc, "_send_command", None)
+    if send is None:
+        for subject in subjects:
+            await nc.publish(subject, payload)
+        return
+    if subjects:
+        size = b" %d\r\n" % len(payload)
+        await send(b"".join(b"PUB " + s.encode() + size + payload + b"\r\n" for s in subjects))

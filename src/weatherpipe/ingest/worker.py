@@ -16,6 +16,7 @@ from weatherpipe.storage.repository import BatchResult, DeadLetter, Repository
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
+QUIET_SECONDS = 0.05
 
 # Returns why a message must be refused (e.g. a bad signature), or None to accept it.
 Verifier = Callable[[Message], str | None]
@@ -53,30 +54,48 @@ class IngestWorker:
         self.stats = IngestStats()
 
     async def run(self, stop: asyncio.Event) -> IngestStats:
-        """Work until `stop` is set; the batch in hand is always stored and acked first."""
+        """Work until `stop` is set; the batch in hand is always stored and acked first.
+
+        Two batches overlap: while one is written (in a thread, waiting on the database) the
+        next is pulled and decoded. Each is still acked only after its own commit.
+        """
         backoff = 0.1
-        while not stop.is_set():
-            try:
-                messages = await self._collect(stop)
-            except BusUnavailable as exc:
-                log.warning("bus unavailable (%s); retrying in %.1fs", exc, backoff)
-                await pause(backoff, stop)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            backoff = 0.1
-            if messages:
-                await self.handle(messages, stop)
+        storing: asyncio.Task[None] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await self._collect(stop)
+                except BusUnavailable as exc:
+                    log.warning("bus unavailable (%s); retrying in %.1fs", exc, backoff)
+                    await pause(backoff, stop)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    continue
+                backoff = 0.1
+                split = self.split(messages) if messages else None
+                if storing is not None:
+                    await storing
+                    storing = None
+                if split is not None:
+                    storing = asyncio.create_task(self._store(messages, *split, stop))
+        finally:
+            if storing is not None:
+                await storing
         return self.stats
 
     async def _collect(self, stop: asyncio.Event) -> list[Message]:
-        """Fill a batch: up to batch_size messages, at most batch_seconds after the first."""
+        """Fill a batch: up to batch_size messages, at most batch_seconds after the first, and
+        no longer than the bus stays quiet for QUIET_SECONDS."""
         messages = await self.bus.pull(self.batch_size, timeout=min(1.0, self.batch_seconds * 2))
         deadline = time.monotonic() + self.batch_seconds
         while messages and len(messages) < self.batch_size and not stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            more = await self.bus.pull(self.batch_size - len(messages), timeout=remaining)
+            # A quiet bus ends the batch early: a fleet's tick arrives as one burst, and waiting
+            # out batch_seconds after it would only add to every reading's latency.
+            more = await self.bus.pull(
+                self.batch_size - len(messages), timeout=min(remaining, QUIET_SECONDS)
+            )
             if not more:
                 break
             messages.extend(more)
@@ -99,8 +118,16 @@ class IngestWorker:
 
     async def handle(self, messages: list[Message], stop: asyncio.Event) -> None:
         """Store one batch (retrying while the database is down), then ack it."""
+        await self._store(messages, *self.split(messages), stop)
+
+    async def _store(
+        self,
+        messages: list[Message],
+        readings: list[Reading],
+        dead: list[DeadLetter],
+        stop: asyncio.Event,
+    ) -> None:
         started = time.monotonic()
-        readings, dead = self.split(messages)
         backoff = 0.2
         while True:
             try:

@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from weatherpipe.errors import StorageError, StorageUnavailable
 from weatherpipe.reading import Reading
+from weatherpipe.storage import bulk
 from weatherpipe.storage.analyses import ANALYSES
 from weatherpipe.storage.engine import create_db_engine
 from weatherpipe.storage.tables import (
@@ -169,7 +170,11 @@ class Repository:
         check_existing: bool,
     ) -> list[Reading]:
         fresh = self._unseen(conn, batch) if check_existing else batch
-        if fresh:
+        if fresh and self.dialect in ("mysql", "mariadb"):
+            bulk.write_readings(conn, fresh, received)
+        elif fresh and self.dialect == "sqlite":
+            bulk.write_readings_sqlite(conn, fresh, received)
+        elif fresh:
             conn.execute(insert(readings), [_reading_row(r, received) for r in fresh])
             self._add_rollups(conn, fresh)
             self._touch_devices(conn, fresh)
@@ -612,7 +617,11 @@ class Repository:
         now = naive_utc(datetime.now(UTC))
 
         def work(conn: Connection) -> None:
-            if results:
+            if results and self.dialect in ("mysql", "mariadb"):
+                bulk.write_scores(
+                    conn, detector, ((s.reading_id, s.is_anomaly, s.score) for s in results)
+                )
+            elif results:
                 conn.execute(
                     update(readings)
                     .where(readings.c.id == bindparam("rid"))

@@ -1,0 +1,29 @@
+"""`weatherpipe bench`: the performance scenarios, each against a baseline from the same run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from weatherpipe.bench.base import BenchOptions, Result, markdown_table
+
+Scenario = Callable[[BenchOptions], Result]
+
+
+def scenarios() -> dict[str, Scenario]:
+    """Every scenario by name, in the order a full run takes them (imported only now)."""
+    from weatherpipe.bench import drain, e2e, external, memory, sensors
+
+    return {
+        "ingest-drain": drain.ingest_drain,
+        "scale-out": drain.scale_out,
+        "embedded-drain": drain.embedded_drain,
+        "sensors": sensors.sensors,
+        "detection": external.detection,
+        "detect-db": external.detect_db,
+        "api": external.api,
+        "e2e": e2e.end_to_end,
+        "memory": memory.ingest_memory,
+    }
+
+
+__all__ = ["BenchOptions", "Result", "Scenario", "markdown_table", "scenarios"]
