@@ -27,6 +27,7 @@ from weatherpipe.reading import decode, format_ts
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
 from weatherpipe.sensors.spool import Item, Spool
+from weatherpipe.signing import DeviceKeys, Signer, Verifier
 from weatherpipe.storage.engine import upgrade
 from weatherpipe.storage.repository import Repository
 
@@ -55,8 +56,13 @@ def open_repository(settings: Settings, migrate: bool = True) -> Repository:
 
 
 def make_ingest(settings: Settings, bus: Bus, repo: Repository) -> IngestWorker:
+    keys = DeviceKeys.load(settings.device_keys) if settings.device_keys else None
     return IngestWorker(
-        bus, repo, batch_size=settings.batch_size, batch_seconds=settings.batch_seconds
+        bus,
+        repo,
+        batch_size=settings.batch_size,
+        batch_seconds=settings.batch_seconds,
+        verifier=Verifier(keys) if keys else None,
     )
 
 
@@ -70,6 +76,7 @@ def make_sensors(
         seed=seed,
         anomaly_rate=anomaly_rate,
         spool=Spool(settings.spool_path),
+        signer=Signer(DeviceKeys.load(settings.device_keys)) if settings.device_keys else None,
     )
 
 
