@@ -21,6 +21,7 @@ from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
+from weatherpipe.errors import BusUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, stop_on_signals
 from weatherpipe.reading import decode, format_ts
@@ -227,14 +228,20 @@ async def run_sensors(
 ) -> SensorStats:
     """`weatherpipe sensors`: publish in real time until the duration ends or SIGTERM."""
     stop = stop or stop_on_signals()
-    async with open_bus(settings) as bus:
-        sensors = make_sensors(
-            settings, bus, options.devices, options.rate, options.seed, options.anomaly_rate
-        )
-        try:
-            return await sensors.run(duration, stop)
-        finally:
-            _write_truth(options.truth_file, sensors)
+    bus = open_bus(settings)
+    try:
+        await bus.connect()
+    except BusUnavailable as exc:
+        # Sensors must not lose readings to a broker that is down when they start: spool them.
+        log.warning("bus unavailable at start (%s); spooling to %s", exc, settings.spool_path)
+    sensors = make_sensors(
+        settings, bus, options.devices, options.rate, options.seed, options.anomaly_rate
+    )
+    try:
+        return await sensors.run(duration, stop)
+    finally:
+        _write_truth(options.truth_file, sensors)
+        await bus.close()
 
 
 async def run_backfill(

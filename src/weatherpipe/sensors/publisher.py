@@ -21,6 +21,7 @@ from weatherpipe.sensors.spool import Item, Spool
 
 log = logging.getLogger(__name__)
 SPOOL_BATCH = 1000
+RECONNECT_SECONDS = 1.0
 
 Signer = Callable[[str, bytes], Mapping[str, str] | None]
 
@@ -58,6 +59,7 @@ class SensorRunner:
             self.devices, seed=seed, anomaly_rate=anomaly_rate, on_anomaly=self._truth
         )
         self._seq = np.zeros(len(self.devices), dtype=np.int64)
+        self._last_connect = 0.0
 
     def _truth(self, device: Device, anomaly: Anomaly) -> None:
         self.stats.truth.append(
@@ -95,9 +97,11 @@ class SensorRunner:
 
     async def send(self, items: list[Item]) -> None:
         """Publish `items` after anything spooled; on a bus error spool them instead."""
-        if self.spool is not None and len(self.spool) and not await self._drain_spool():
-            self._to_spool(items)
-            return
+        if self.spool is not None and len(self.spool):
+            await self._reconnect()
+            if not await self._drain_spool():
+                self._to_spool(items)
+                return
         try:
             await self.bus.publish_many(items)
             self.stats.published += len(items)
@@ -106,6 +110,18 @@ class SensorRunner:
                 raise
             log.warning("bus refused %d readings (%s); spooling them", len(items), exc)
             self._to_spool(items)
+
+    async def _reconnect(self) -> None:
+        """Connect again if the bus was never reached (a start during an outage); at most once
+        a second, since a refused connect costs time the tick loop needs."""
+        now = time.monotonic()
+        if now - self._last_connect < RECONNECT_SECONDS:
+            return
+        self._last_connect = now
+        try:
+            await self.bus.connect()
+        except BusError as exc:
+            log.debug("bus still unreachable: %s", exc)
 
     def _to_spool(self, items: list[Item]) -> None:
         assert self.spool is not None
