@@ -51,7 +51,9 @@ def test_five_sigkills_while_draining_100000_readings_store_each_exactly_once(
     for kill in range(KILLS):
         ingest = start_stage("ingest", log=f"ingest-{kill}", **settings)
         target = (killed_at[-1] if killed_at else 0) + ROWS_BETWEEN_KILLS
-        wait_for(lambda: db.stored() >= target, 120, f"ingest #{kill} storing past {target}", 0.02)
+        wait_for(
+            lambda t=target: db.stored() >= t, 120, f"ingest #{kill} storing past {target}", 0.02
+        )
         assert ingest.running(), ingest.log()
         ingest.kill()
         killed_at.append(db.stored())
