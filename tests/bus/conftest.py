@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import shutil
 import signal
@@ -12,11 +13,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from tests.conftest import require
 from weatherpipe.bus import Bus, create_bus
-from weatherpipe.bus import memory as memory_bus
+from weatherpipe.testing import port_open
 
 NATS_URL = os.environ.get("WEATHERPIPE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 # A short session expiry so the sessions tests leave behind vanish from the broker by themselves.
@@ -26,14 +29,6 @@ EMULATOR_START_SECONDS = 90.0
 BACKENDS = ["memory", "nats", "mqtt", "pubsub"]
 
 BusFactory = Callable[[], Bus]
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def free_port() -> int:
@@ -54,14 +49,8 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
 
 def require_server(name: str, url: str) -> None:
     """Skip loudly when a server is missing; under CI=true a missing server fails the run."""
-    host_port = url.split("://", 1)[1].split("?", 1)[0]
-    host, _, port = host_port.rpartition(":")
-    if port_open(host, int(port)):
-        return
-    reason = f"{name} is not running at {host_port}: start it to run these bus tests"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(f"SKIPPED LOUDLY: {reason}")
+    parts = urlsplit(url)
+    require(name, parts.hostname or "127.0.0.1", parts.port or 0)
 
 
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:
@@ -143,4 +132,80 @@ def bus_factory(request: pytest.FixtureRequest) -> Iterator[BusFactory]:
         yield make
     finally:
         asyncio.run(_clean_up(make()))
-        memory_bus.reset()
+
+
+class PrivateServer:
+    """A broker of our own on a free loopback port, restartable, stopped at the end."""
+
+    def __init__(self, command: Callable[[int], list[str]], workdir: Path) -> None:
+        self.command = command
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.workdir / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            self.command(self.port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        wait_for_port("127.0.0.1", self.port, 30.0, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+            self.process = None
+
+
+def private_server(
+    name: str, binary: str, command: Callable[[int], list[str]], workdir: Path
+) -> Iterator[PrivateServer]:
+    if shutil.which(binary) is None:
+        reason = f"{name} ({binary}) is not installed: cannot start a private broker"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(f"SKIPPED LOUDLY: {reason}")
+    server = PrivateServer(command, workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[PrivateServer]:
+    """nats-server with JetStream on its own store, for outage tests."""
+
+    def command(port: int) -> list[str]:
+        store = str(tmp_path / "jetstream")
+        return ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store]
+
+    yield from private_server("NATS", "nats-server", command, tmp_path)
+
+
+def mosquitto_fixture(tmp_path: Path, settings: str) -> Iterator[PrivateServer]:
+    def command(port: int) -> list[str]:
+        config = tmp_path / "mosquitto.conf"
+        config.write_text(
+            # `user`: started as root, mosquitto would switch to a user who cannot write here.
+            f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+            f"persistence true\npersistence_location {tmp_path}/\n{settings}\n"
+        )
+        return ["mosquitto", "-c", str(config)]
+
+    yield from private_server("Mosquitto", "mosquitto", command, tmp_path)
+
+
+@pytest.fixture
+def tuned_mosquitto(tmp_path: Path) -> Iterator[PrivateServer]:
+    """Mosquitto with the settings docs/brokers.md asks a deployment for."""
+    yield from mosquitto_fixture(
+        tmp_path, "max_queued_messages 0\nmax_inflight_messages 1000\nmax_queued_bytes 0"
+    )
+
+
+@pytest.fixture
+def default_mosquitto(tmp_path: Path) -> Iterator[PrivateServer]:
+    """Mosquitto as installed: 1,000 queued messages per client, 20 in flight."""
+    yield from mosquitto_fixture(tmp_path, "")

@@ -286,7 +286,9 @@ class NatsBus(Bus):
         log.warning("NATS: %r", exc)
 
     async def _on_disconnected(self) -> None:
-        log.info("NATS disconnected from %s", self.server)
+        if self._nc is None:
+            return  # our own close()
+        log.warning("NATS lost its connection to %s; reconnecting", self.server)
 
     async def _on_reconnected(self) -> None:
         log.info("NATS reconnected to %s", self.server)
