@@ -196,7 +196,11 @@ def sensors(
         stats = asyncio.run(run_backfill(settings, options, end - span, end, to_db=to_db))
     else:
         stats = asyncio.run(run_sensors(settings, options, duration))
-    typer.echo(f"published {stats.published:,} readings, spooled {stats.spooled:,}", err=True)
+    typer.echo(
+        f"published {stats.published:,} readings, spooled {stats.spooled:,}, "
+        f"{stats.ticks:,} ticks of {devices} devices",
+        err=True,
+    )
 
 
 def _parse_span(text: str) -> timedelta:

@@ -60,6 +60,7 @@ class SensorRunner:
         )
         self._seq = np.zeros(len(self.devices), dtype=np.int64)
         self._last_connect = 0.0
+        self._connecting: asyncio.Task[None] | None = None
 
     def _truth(self, device: Device, anomaly: Anomaly) -> None:
         self.stats.truth.append(
@@ -98,7 +99,7 @@ class SensorRunner:
     async def send(self, items: list[Item]) -> None:
         """Publish `items` after anything spooled; on a bus error spool them instead."""
         if self.spool is not None and len(self.spool):
-            await self._reconnect()
+            self._reconnect()
             if not await self._drain_spool():
                 self._to_spool(items)
                 return
@@ -111,13 +112,18 @@ class SensorRunner:
             log.warning("bus refused %d readings (%s); spooling them", len(items), exc)
             self._to_spool(items)
 
-    async def _reconnect(self) -> None:
-        """Connect again if the bus was never reached (a start during an outage); at most once
-        a second, since a refused connect costs time the tick loop needs."""
+    def _reconnect(self) -> None:
+        """Connect again in the background if the bus was never reached (a start during an
+        outage), at most once a second: a refused connect must not hold up the ticks."""
         now = time.monotonic()
         if now - self._last_connect < RECONNECT_SECONDS:
             return
+        if self._connecting is not None and not self._connecting.done():
+            return
         self._last_connect = now
+        self._connecting = asyncio.create_task(self._connect_quietly())
+
+    async def _connect_quietly(self) -> None:
         try:
             await self.bus.connect()
         except BusError as exc:
