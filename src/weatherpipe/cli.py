@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from weatherpipe import __version__
@@ -61,8 +60,9 @@ def _logging(settings: Settings) -> None:
     if settings.log_json:
         from weatherpipe.logjson import JsonFormatter
 
-        context = click.get_current_context(silent=True)
-        handler.setFormatter(JsonFormatter(stage=context.info_name if context else None))
+        # The command (sensors, ingest, ...) tags each record: stages often share one log.
+        command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+        handler.setFormatter(JsonFormatter(stage=command))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)

@@ -8,8 +8,14 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-# Attributes every LogRecord has; anything else was passed with `extra=` and is kept.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Attributes every LogRecord has (and uvicorn's ANSI-coloured copy of the message); anything
+# else was passed with `extra=` and is kept.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
