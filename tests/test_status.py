@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from typer.testing import CliRunner
 
+from tests.conftest import require
 from weatherpipe.bus import create_bus
 from weatherpipe.cli import app
 from weatherpipe.config import load_settings
@@ -16,8 +17,6 @@ from weatherpipe.reading import encode
 from weatherpipe.status import consumer_lag
 from weatherpipe.storage.repository import DeadLetter, Repository
 from weatherpipe.testing import DEVICE_A, DEVICE_B, make_reading
-
-from tests.conftest import require
 
 
 def test_status_shows_totals_devices_dead_letters_and_the_detector(
