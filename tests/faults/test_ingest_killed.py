@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 
@@ -48,6 +49,7 @@ def test_five_sigkills_while_draining_100000_readings_store_each_exactly_once(
     }
     started = time.monotonic()
     killed_at: list[int] = []
+    jitter = random.Random(5)
     for kill in range(KILLS):
         ingest = start_stage("ingest", log=f"ingest-{kill}", **settings)
         target = (killed_at[-1] if killed_at else 0) + ROWS_BETWEEN_KILLS
@@ -55,6 +57,9 @@ def test_five_sigkills_while_draining_100000_readings_store_each_exactly_once(
             lambda t=target: db.stored() >= t, 120, f"ingest #{kill} storing past {target}", 0.02
         )
         assert ingest.running(), ingest.log()
+        # A batch takes ~0.1-0.3 s from pull to ack: a random delay lands the kill anywhere in
+        # that cycle (between commit and ack too), not always right after a commit.
+        time.sleep(jitter.uniform(0.0, 0.4))
         ingest.kill()
         killed_at.append(db.stored())
     last_kill = time.monotonic()
