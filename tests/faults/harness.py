@@ -272,6 +272,10 @@ class Consumer:
         info = self._info()
         return int(info.num_pending), int(info.num_ack_pending), int(info.ack_floor.stream_seq)
 
+    def deliveries(self) -> int:
+        """Messages handed to consumers so far, redeliveries included."""
+        return int(self._info().delivered.consumer_seq)
+
     def settled(self) -> bool:
         waiting, unacked, _ = self.pending()
         return waiting == 0 and unacked == 0

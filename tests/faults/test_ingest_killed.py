@@ -75,6 +75,7 @@ def test_five_sigkills_while_draining_100000_readings_store_each_exactly_once(
     assert killed_at == sorted(killed_at) and killed_at[-1] < READINGS
     report["kills"] = KILLS
     report["stored_at_each_kill"] = killed_at
+    report["redeliveries"] = shared_nats.deliveries() - READINGS
     report["stored"] = db.scalar("SELECT COUNT(*) FROM readings")
     report["rollup_count"] = db.scalar("SELECT SUM(n) FROM readings_daily")
     report["drain_seconds_total"] = drained - started
