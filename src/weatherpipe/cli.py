@@ -451,6 +451,27 @@ def keys_new(
 
 
 @app.command()
+def evaluate(
+    data_dir: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="CSV files in NAB's layout.")
+    ],
+    windows: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="Anomaly windows JSON.")
+    ],
+    detector: Annotated[str, typer.Option(help="Detector name.")] = "default",
+    out: Annotated[
+        Path | None, typer.Option(help="Write each file's scores and flags here.")
+    ] = None,
+    per_file: Annotated[bool, typer.Option("--per-file", help="Print a per-file table.")] = False,
+) -> None:
+    """Score a detector on labeled series with the NAB rules and event-level F1."""
+    from weatherpipe.detect.evaluate import evaluate_corpus, format_report
+
+    report = evaluate_corpus(data_dir, windows, detector, out)
+    typer.echo(format_report(report, per_file=per_file))
+
+
+@app.command()
 def detectors() -> None:
     """List the anomaly detectors."""
     from weatherpipe.detect import DETECTORS
@@ -458,6 +479,23 @@ def detectors() -> None:
     for name, factory in DETECTORS.items():
         doc = (factory.__doc__ or "").strip().splitlines()
         typer.echo(f"{name:16} {doc[0] if doc else ''}")
+
+
+@app.command()
+def score(
+    database_url: DatabaseUrl = None,
+    detector: Detector = None,
+) -> None:
+    """Score this run's anomaly flags against the simulator's injected anomalies."""
+    from weatherpipe.detect.live import format_score, score_run
+    from weatherpipe.runner import open_repository
+
+    settings = _settings(database_url=database_url)
+    repo = open_repository(settings)
+    try:
+        typer.echo(format_score(score_run(repo, detector)))
+    finally:
+        repo.close()
 
 
 @app.command()

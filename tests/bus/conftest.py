@@ -24,7 +24,12 @@ from weatherpipe.testing import port_open
 NATS_URL = os.environ.get("WEATHERPIPE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 # A short session expiry so the sessions tests leave behind vanish from the broker by themselves.
 MQTT_URL = os.environ.get("WEATHERPIPE_TEST_MQTT_URL", "mqtt://127.0.0.1:1883?session_expiry=600")
-EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
+EMULATOR = Path(
+    os.environ.get(
+        "WEATHERPIPE_TEST_PUBSUB_EMULATOR",
+        "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator",
+    )
+)
 EMULATOR_START_SECONDS = 90.0
 BACKENDS = ["memory", "nats", "mqtt", "pubsub"]
 

@@ -268,6 +268,13 @@ def _settle_publish(future: asyncio.Future[None], reason: ReasonCode) -> None:
         future.set_result(None)
 
 
+def _require_connected(connection: _Connection) -> None:
+    # While paho reconnects (by itself, with backoff) the caller hears of it and backs off too.
+    if not connection.client.is_connected():
+        where = f"{connection.host}:{connection.port}"
+        raise BusUnavailable(f"MQTT connection to {where} lost; reconnecting")
+
+
 class MqttBus(Bus):
     """MQTT 5 at QoS 1; consumers share `$share/<subscription>/<topic>` in persistent sessions.
 
@@ -330,6 +337,7 @@ class MqttBus(Bus):
     def _publishing(self) -> _Connection:
         if self._publisher is None:
             raise BusUnavailable("MQTT bus is not connected: call connect() first")
+        _require_connected(self._publisher)
         return self._publisher
 
     async def publish(self, data: bytes, attributes: Mapping[str, str] | None = None) -> None:
@@ -347,6 +355,7 @@ class MqttBus(Bus):
 
     async def pull(self, max_messages: int, timeout: float) -> list[Message]:
         connection = await self._consumer_connection()
+        _require_connected(connection)
         taken: list[Message] = []
         try:
             async with asyncio.timeout(timeout):
@@ -381,22 +390,15 @@ class MqttBus(Bus):
         """
         if not messages or self._consumer is None:
             return
-        connection, self._consumer = self._consumer, None
+        # Same client id (the slot stays ours), so the resumed session is the one holding them.
+        connection = self._consumer
         await connection.shut()
-        self._slot.release()
-        await self._consumer_connection()
+        try:
+            await connection.open()
+        except BusError:
+            self._consumer = None  # the next pull connects afresh
+            self._slot.release()
+            raise
 
     async def ping(self) -> None:
-        if not self._publishing().client.is_connected():
-            raise BusUnavailable(f"MQTT broker {self.host}:{self.port} is not connected")
-
-    async def forget_session(self) -> None:
-        """End this consumer's persistent session on the broker (tests clean up with this)."""
-        connection = await self._consumer_connection()
-        connection.client.unsubscribe(self.shared_filter)
-        self._consumer = None
-        await connection.shut()
-        cleaner = _Connection(self.host, self.port, connection.client_id, session_expiry=None)
-        await cleaner.open()
-        await cleaner.shut()
-        self._slot.release()
+        self._publishing()

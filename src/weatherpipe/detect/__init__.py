@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from weatherpipe.detect.base import Detector, Verdict
+from weatherpipe.detect.kmeans import KMeansMinuteDetector
 from weatherpipe.detect.robust import RobustZDetector
+from weatherpipe.detect.sentinel import SentinelDetector
 from weatherpipe.errors import ConfigError
 
 DETECTORS: dict[str, Callable[[], Detector]] = {
-    "default": RobustZDetector,
+    "default": SentinelDetector,
+    "sentinel": SentinelDetector,
+    "kmeans-minute": KMeansMinuteDetector,
     "robust-z": RobustZDetector,
 }
 
