@@ -152,7 +152,7 @@ class Verifier:
         given = claimed.encode("utf-8", "surrogateescape")
         if any(hmac.compare_digest(signature(key, message.data).encode(), given) for key in keys):
             return None
-        return f"forged: signature does not match device {device_id!r}'s key"
+        return f"forged: signature does not match the key of device {device_id!r}"
 
 
 def _body_device_id(data: bytes) -> str | None:
