@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +97,38 @@ def test_children_get_every_setting_as_the_parent_resolved_it() -> None:
     assert env["WEATHERPIPE_BATCH_SIZE"] == "500"
     assert env["WEATHERPIPE_LOG_JSON"] == "true"
     assert "WEATHERPIPE_DEVICE_KEYS" not in env
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for whoever adopted it to reap it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_children_stop_when_the_supervisor_is_killed_outright() -> None:
+    script = (
+        "import asyncio, logging, sys\n"
+        "from weatherpipe.supervisor import Supervisor\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
+        "sleeper = {'sleeper': [sys.executable, '-c', 'import time; time.sleep(60)']}\n"
+        "asyncio.run(Supervisor(sleeper, {}).run(asyncio.Event()))\n"
+    )
+    supervisor = subprocess.Popen([PY, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert supervisor.stdout is not None
+        line = supervisor.stdout.readline()
+        child = int(re.fullmatch(r"started sleeper \(pid (\d+)\)\n", line).group(1))  # type: ignore[union-attr]
+        assert running(child)
+        supervisor.kill()
+        supervisor.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while running(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(child)
+    finally:
+        supervisor.kill()
+        supervisor.wait(timeout=10)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ MAX_BACKOFF = 30.0
 STABLE_SECONDS = 60.0
 # SIGTERM, then SIGKILL whatever still runs after this, so a stop takes under 10 s.
 GRACE_SECONDS = 8.0
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 def check_bus(settings: Settings) -> None:
@@ -57,6 +59,15 @@ def describe_exit(returncode: int) -> str:
             name = str(-returncode)
         return f"was killed by signal {name}"
     return f"exited with status {returncode}"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the supervisor dies, even by
+    SIGKILL, so no stage is left running unsupervised (elsewhere this does nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -103,7 +114,9 @@ class Supervisor:
         child.backoff = self.first_backoff
         while not stop.is_set():
             started = time.monotonic()
-            child.process = await asyncio.create_subprocess_exec(*child.argv, env=self.env)
+            child.process = await asyncio.create_subprocess_exec(
+                *child.argv, env=self.env, preexec_fn=_die_with_parent
+            )
             log.info("started %s (pid %d)", child.stage, child.process.pid)
             returncode = await child.process.wait()
             if stop.is_set():
