@@ -78,6 +78,14 @@ def test_up_runs_the_whole_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
         home = httpx.get(f"{base}/").text
         assert all(d.name in home for d in DEFAULT_DEVICES)
         poll(lambda: httpx.get(f"{base}/readyz").status_code == 200, 10)
+        # `up` shares one metrics registry between ingest and the API.
+        metrics = httpx.get(f"{base}/metrics").text
+        stored = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("weatherpipe_readings_stored_total ")
+        ]
+        assert stored and float(stored[0].split()[1]) > 0
     finally:
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)

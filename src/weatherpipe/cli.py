@@ -221,6 +221,10 @@ def ingest(
     batch_size: Annotated[
         int | None, typer.Option(help="Most readings per batch. [env: WEATHERPIPE_BATCH_SIZE]")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port (at /metrics)."),
+    ] = None,
 ) -> None:
     """Pull readings from the bus and store them (SIGTERM finishes the batch in hand)."""
     from weatherpipe.runner import run_ingest
@@ -232,7 +236,7 @@ def ingest(
         subscription=subscription,
         batch_size=batch_size,
     )
-    stats = asyncio.run(run_ingest(settings))
+    stats = asyncio.run(run_ingest(settings, metrics_port=metrics_port))
     typer.echo(
         f"stored {stats.stored:,}, duplicates {stats.duplicates:,}, dead letters {stats.dead:,}",
         err=True,

@@ -49,12 +49,122 @@ def test_max_temperature_equals_sql(client: TestClient, repo: Repository) -> Non
     assert [(r["device_id"], r["max_temperature"]) for r in answer] == expected
 
 
-def test_daily_max_equals_sql_and_is_empty_without_data(client: TestClient) -> None:
-    day = NOW - timedelta(minutes=3)
-    answer = client.get(f"/api/v1/stats/daily-max?day={day.day}&month={day.month}").json()
-    assert {"device_id": DEVICE_A, "max_temperature": 14.5} in answer
-    other = (day + timedelta(days=100)).date()
+def day_and_month(repo: Repository) -> tuple[str, str]:
+    """The original scripts' DAY(time) and MONTH(time), spelled for this database."""
+    if repo.dialect == "sqlite":
+        return "CAST(strftime('%d', time) AS INTEGER)", "CAST(strftime('%m', time) AS INTEGER)"
+    return "DAY(time)", "MONTH(time)"
+
+
+def test_daily_max_equals_sql_and_is_empty_without_data(
+    client: TestClient, repo: Repository
+) -> None:
+    day_of, month_of = day_and_month(repo)
+    for when in (NOW - timedelta(minutes=3), NOW - timedelta(days=40)):
+        answer = client.get(f"/api/v1/stats/daily-max?day={when.day}&month={when.month}").json()
+        expected = sql_rows(
+            repo,
+            "SELECT deviceid, MAX(temperature) FROM weather_trans "
+            f"WHERE {day_of} = :d AND {month_of} = :m GROUP BY deviceid ORDER BY 1",
+            d=when.day,
+            m=when.month,
+        )
+        assert [(r["device_id"], r["max_temperature"]) for r in answer] == expected
+        assert expected
+    other = (NOW + timedelta(days=100)).date()
     assert client.get(f"/api/v1/stats/daily-max?day={other.day}&month={other.month}").json() == []
+
+
+def test_anomalies_equal_sql_over_weather_trans(client: TestClient, repo: Repository) -> None:
+    for minutes in (1, 30, 60 * 24 * 60):
+        since = datetime.now(UTC) - timedelta(minutes=minutes)
+        answer = client.get(f"/api/v1/anomalies?minutes={minutes}").json()
+        expected = dict(
+            sql_rows(
+                repo,
+                "SELECT deviceid, COUNT(*) FROM weather_trans WHERE isanomal = 1 AND time >= :s "
+                "GROUP BY deviceid",
+                s=since.replace(tzinfo=None),
+            )
+        )
+        assert {r["device_id"]: r["count"] for r in answer if r["count"]} == expected
+
+
+def test_devices_equal_sql(client: TestClient, repo: Repository) -> None:
+    answer = client.get("/api/v1/devices").json()
+    expected = sql_rows(
+        repo,
+        "SELECT deviceid, COUNT(*), MAX(temperature) FROM weather_trans GROUP BY deviceid "
+        "ORDER BY 1",
+    )
+    assert [(d["device_id"], d["count"], d["max_temperature"]) for d in answer] == expected
+    last = sql_rows(
+        repo,
+        "SELECT w.deviceid, w.temperature FROM weather_trans w WHERE w.time = "
+        "(SELECT MAX(time) FROM weather_trans v WHERE v.deviceid = w.deviceid) ORDER BY 1",
+    )
+    assert [(d["device_id"], d["last_temperature"]) for d in answer] == last
+
+
+def test_series_equals_sql_at_every_resolution(client: TestClient, repo: Repository) -> None:
+    start, end = NOW - timedelta(minutes=10), NOW + timedelta(minutes=1)
+    query = f"device_id={DEVICE_A}&start={rfc(start)}&end={rfc(end)}"
+    raw = client.get(f"/api/v1/series?{query}&resolution=raw").json()
+    assert [p["t_mean"] for p in raw["points"]] == [
+        t
+        for (t,) in sql_rows(
+            repo,
+            "SELECT temperature FROM weather_trans WHERE deviceid = :d AND time >= :s "
+            "AND time < :e ORDER BY time",
+            d=DEVICE_A,
+            s=start.replace(tzinfo=None),
+            e=end.replace(tzinfo=None),
+        )
+    ]
+    minute = client.get(f"/api/v1/series?{query}&resolution=minute").json()
+    hour = client.get(f"/api/v1/series?{query}&resolution=hour").json()
+    day = client.get(f"/api/v1/series?{query}&resolution=day").json()
+    everything = sql_rows(
+        repo,
+        "SELECT COUNT(*), MIN(temperature), MAX(temperature) FROM weather_trans "
+        "WHERE deviceid = :d",
+        d=DEVICE_A,
+    )
+    for answer in (minute, hour, day):
+        points = answer["points"]
+        assert [
+            (
+                sum(p["n"] for p in points),
+                min(p["t_min"] for p in points),
+                max(p["t_max"] for p in points),
+            )
+        ] == everything
+    assert [a["temperature"] for a in raw["anomalies"]] == [14.5]
+    assert client.get(f"/api/v1/series?device_id={DEVICE_A}").json()["resolution"] == "minute"
+
+
+def test_series_picks_rollups_for_long_ranges(client: TestClient) -> None:
+    week = client.get(
+        f"/api/v1/series?device_id={DEVICE_B}&start={rfc(NOW - timedelta(days=60))}"
+    ).json()
+    assert week["resolution"] == "day"
+    assert [p["t_max"] for p in week["points"]] == [31.0]
+    days = client.get(
+        f"/api/v1/series?device_id={DEVICE_B}&start={rfc(NOW - timedelta(days=41))}"
+        f"&end={rfc(NOW - timedelta(days=39))}"
+    ).json()
+    assert days["resolution"] == "hour"
+    four_days = f"start={rfc(NOW - timedelta(days=4))}&end={rfc(NOW)}"
+    assert client.get(f"/api/v1/series?device_id={DEVICE_B}&{four_days}").json()["resolution"] == (
+        "day"
+    )
+    points = days["points"]
+    assert sum(p["n"] for p in points) == 2
+    assert (min(p["t_min"] for p in points), max(p["t_max"] for p in points)) == (30.0, 31.0)
+
+
+def rfc(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_anomalies_in_the_last_minutes(client: TestClient) -> None:
@@ -92,6 +202,23 @@ def test_devices_and_readings_pages(client: TestClient) -> None:
         f"/api/v1/readings?device_id={DEVICE_A}&start=yesterday",
         f"/api/v1/readings?device_id={DEVICE_A}&start=2026-01-01T00:00:00",
         f"/api/v1/readings?device_id={DEVICE_A}&limit=0",
+        f"/api/v1/readings?device_id={DEVICE_A}&start=0001-01-01T00:00:00%2B01:00",
+        f"/api/v1/readings?device_id={DEVICE_A}&end=1969-12-31T23:59:59Z",
+        f"/api/v1/readings?device_id={DEVICE_A}&after=9999-12-31T23:59:59-01:00",
+        "/api/v1/readings?device_id=",
+        "/api/v1/series?device_id=x",
+        f"/api/v1/series?device_id={DEVICE_A}&resolution=week",
+        f"/api/v1/series?device_id={DEVICE_A}&start=2024-01-01T00:00:00Z"
+        "&end=2026-01-01T00:00:00Z&resolution=hour",
+        f"/api/v1/series?device_id={DEVICE_A}&start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z",
+        f"/api/v1/series?device_id={DEVICE_A}&start=2026-01-01T00:00:00Z"
+        "&end=2026-01-02T00:00:00Z&resolution=raw",
+        f"/api/v1/series?device_id={DEVICE_A}&start=2026-01-01T00:00:00Z"
+        "&end=2026-03-01T00:00:00Z&resolution=minute",
+        "/api/v1/stats/daily-max?day=1&month=1&year=99999",
+        "/api/v1/stats/daily-max?day=1.5&month=1",
+        "/api/v1/anomalies?minutes=0",
+        "/api/v1/anomalies?minutes=99999999999999999999",
     ],
 )
 def test_bad_parameters_get_a_422_with_a_message(client: TestClient, path: str) -> None:
@@ -109,6 +236,32 @@ def test_home_page_names_every_device_and_works_without_scripts(client: TestClie
     page = client.get("/").text
     assert "Berlin" in page and DEVICE_B[:8] in page
     assert "14.50" in page
+    assert 'src="/static/dashboard.js"' in page and "cdn" not in page.lower()
+
+
+def test_home_page_form_answers_a_day_and_says_when_there_is_no_data(client: TestClient) -> None:
+    today = NOW - timedelta(minutes=3)
+    answered = client.get(f"/?day={today.day}&month={today.month}").text
+    daymax = answered.split('id="daymax"')[1]
+    assert "Berlin" in daymax and "14.50" in daymax
+    other = NOW + timedelta(days=100)
+    empty = client.get(f"/?day={other.day}&month={other.month}").text
+    assert "No data found" in empty.split('id="daymax"')[1]
+    assert "does not exist" in client.get("/?day=31&month=2").text
+    assert "whole numbers" in client.get("/?day=x&month=2").text
+
+
+def test_api_docs_load_swagger_ui_from_the_package_not_a_cdn(client: TestClient) -> None:
+    docs = client.get("/docs").text
+    assert "/static/swagger-ui/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
+    assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/redoc").status_code == 404
+
+
+def test_static_assets_come_from_the_installed_package(client: TestClient) -> None:
+    script = client.get("/static/dashboard.js")
+    assert script.status_code == 200 and "function draw" in script.text
+    assert client.get("/static/dashboard.css").status_code == 200
 
 
 def test_health_and_readiness(client: TestClient) -> None:

@@ -1,34 +1,92 @@
-"""The FastAPI application factory: routes, the dashboard, and one error handler."""
+"""The FastAPI application factory: routes, the dashboard, access control, metrics, errors."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
 from weatherpipe.api import dashboard, routes
+from weatherpipe.api.metrics import Metrics
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
-from weatherpipe.errors import ApiError, StorageUnavailable
+from weatherpipe.errors import ApiError, StorageError, StorageUnavailable
 from weatherpipe.storage.repository import Repository
+
+STATIC = Path(__file__).with_name("static")
+TOKEN_COOKIE = "weatherpipe_token"
+# Liveness probes must not need the secret; /healthz says nothing about the data.
+OPEN_PATHS = frozenset({"/healthz"})
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(
-    settings: Settings, repo: Repository | None = None, bus: Bus | None = None
+    settings: Settings,
+    repo: Repository | None = None,
+    bus: Bus | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
-    """The API over `repo` (built from settings if not given); `bus` is checked by /readyz."""
+    """The API over `repo` (built from settings if not given); `bus` is checked by /readyz.
+
+    Pass the process's `metrics` when ingest runs in the same process (`weatherpipe up`) so
+    /metrics shows its rates too.
+    """
     app = FastAPI(
         title="weatherpipe",
         version=__version__,
-        description="Temperature readings, their analyses and anomalies.",
+        docs_url=None,  # served below from the package's own copy of Swagger UI
+        redoc_url=None,
+        description=(
+            "Temperature readings, their analyses and anomalies. When the server has "
+            "WEATHERPIPE_API_TOKEN set, send `Authorization: Bearer TOKEN` on every request."
+        ),
     )
     app.state.settings = settings
     app.state.repo = repo or Repository.from_url(settings.database_url)
     app.state.bus = bus
+    app.state.metrics = metrics or Metrics()
+    app.state.metrics.watch_database(app.state.repo)
     app.include_router(routes.router)
     app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.get("/docs", include_in_schema=False)(_docs)
+    _add_error_handlers(app)
+    app.middleware("http")(_timed(app.state.metrics))
+    if settings.api_token:
+        app.middleware("http")(_guarded(settings.api_token))
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET"],
+            allow_headers=["Authorization"],
+        )
+    return app
 
+
+async def _docs() -> HTMLResponse:
+    """Swagger UI from static/swagger-ui/ (vendored), never from a CDN."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="weatherpipe API",
+        swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url="/static/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
@@ -37,14 +95,64 @@ def create_app(
     async def storage_down(_request: Request, exc: StorageUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
+    @app.exception_handler(StorageError)
+    async def storage_error(_request: Request, exc: StorageError) -> JSONResponse:
+        return JSONResponse({"detail": f"database error: {exc}"}, status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc'][1:]) or 'request'}: {err['msg']}"
+        # Only the JSON-safe parts: pydantic's context may hold exception objects.
+        errors = [
+            {"loc": [str(p) for p in err["loc"]], "msg": err["msg"], "type": err["type"]}
             for err in exc.errors()
         ]
-        return JSONResponse(
-            {"detail": "; ".join(problems), "errors": exc.errors()}, status_code=422
-        )
+        problems = [f"{'.'.join(e['loc']) or 'request'}: {e['msg']}" for e in errors]
+        return JSONResponse({"detail": "; ".join(problems), "errors": errors}, status_code=422)
 
-    return app
+
+def _timed(metrics: Metrics) -> Callable[[Request, Endpoint], Awaitable[Response]]:
+    """Record each request's latency under its route template (never the raw path)."""
+
+    async def middleware(request: Request, call_next: Endpoint) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        metrics.observe_request(
+            template, request.method, response.status_code, time.perf_counter() - started
+        )
+        return response
+
+    return middleware
+
+
+def presented_token(request: Request) -> str | None:
+    """The token a request carries: a bearer header, the dashboard's cookie, or ?token= on /."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    if request.url.path == "/" and request.query_params.get("token"):
+        return request.query_params["token"]
+    return request.cookies.get(TOKEN_COOKIE)
+
+
+def _guarded(token: str) -> Callable[[Request, Endpoint], Awaitable[Response]]:
+    """Every path but /healthz needs the token; the dashboard keeps it in a cookie."""
+    expected = token.encode()
+
+    async def middleware(request: Request, call_next: Endpoint) -> Response:
+        if request.url.path in OPEN_PATHS or request.method == "OPTIONS":
+            return await call_next(request)
+        given = presented_token(request)
+        if given is None or not hmac.compare_digest(given.encode(), expected):
+            return JSONResponse(
+                {"detail": "missing or wrong token: send Authorization: Bearer TOKEN"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        response = await call_next(request)
+        if request.url.path == "/" and request.query_params.get("token"):
+            response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict", path="/")
+        return response
+
+    return middleware

@@ -1,7 +1,8 @@
-"""The home page: the four analyses as plain tables, refreshed live by a small script."""
+"""The home page: device cards, live charts and the four analyses, readable with scripts off."""
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
@@ -13,21 +14,8 @@ from weatherpipe.sensors.profiles import KNOWN_NAMES
 from weatherpipe.storage.repository import Repository
 
 router = APIRouter()
-
-
-def _table(title: str, rows: list[dict[str, Any]], columns: list[str], table_id: str) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = (
-        "".join(
-            "<tr>" + "".join(f"<td>{escape(_fmt(row.get(c)))}</td>" for c in columns) + "</tr>"
-            for row in rows
-        )
-        or f'<tr><td colspan="{len(columns)}">No data found</td></tr>'
-    )
-    return (
-        f'<section><h2>{escape(title)}</h2><table id="{table_id}"><thead><tr>{head}</tr>'
-        f"</thead><tbody>{body}</tbody></table></section>"
-    )
+RANGES = {"1h": "last hour", "24h": "last day", "7d": "last week", "30d": "last 30 days"}
+NO_DATA = "No data found"
 
 
 def _fmt(value: Any) -> str:
@@ -40,50 +28,146 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _table(rows: list[dict[str, Any]], columns: dict[str, str], table_id: str) -> str:
+    head = "".join(f"<th>{escape(title)}</th>" for title in columns.values())
+    body = (
+        "".join(
+            "<tr>" + "".join(f"<td>{escape(_fmt(row.get(c)))}</td>" for c in columns) + "</tr>"
+            for row in rows
+        )
+        or f'<tr class="empty"><td colspan="{len(columns)}">{NO_DATA}</td></tr>'
+    )
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _section(title: str, content: str, section_id: str) -> str:
+    return f'<section id="{section_id}"><h2>{escape(title)}</h2>{content}</section>'
+
+
+def _card(device: dict[str, Any]) -> str:
+    did = escape(device["device_id"])
+    last = (
+        f"{_fmt(device['last_temperature'])} °C at {_fmt(device['last_ts'])}"
+        if device["last_ts"]
+        else "-"
+    )
+    return (
+        f'<article class="device" data-device-id="{did}">'
+        f'<h3 class="name">{escape(device["name"])}</h3>'
+        f'<p class="place">{device["latitude"]:.3f}, {device["longitude"]:.3f}'
+        f" · <code>{did}</code></p>"
+        f'<dl><dt>Last reading</dt><dd class="last">{escape(last)}</dd>'
+        f'<dt>Readings</dt><dd class="count">{device["count"]:,}</dd>'
+        f'<dt>Maximum</dt><dd class="max">{escape(_fmt(device["max_temperature"]))} °C</dd></dl>'
+        f'<figure class="chart" aria-label="temperature of {escape(device["name"])}">'
+        f'<svg viewBox="0 0 360 150" role="img"></svg>'
+        f'<figcaption class="chart-note">Charts need scripts; the tables below do not.'
+        f"</figcaption></figure></article>"
+    )
+
+
+def _day_form(params: dict[str, str]) -> tuple[str, dict[str, Any] | None, str | None]:
+    """The day-and-month form, the parsed query (or None) and a problem to show (or None)."""
+    today = datetime.now(UTC)
+    values = {
+        "day": params.get("day", str(today.day)),
+        "month": params.get("month", str(today.month)),
+        "year": params.get("year", ""),
+    }
+    fields = "".join(
+        f'<label>{name.capitalize()} <input name="{name}" inputmode="numeric" size="4" '
+        f'value="{escape(value)}"></label> '
+        for name, value in values.items()
+    )
+    form = f'<form method="get" action="/" id="daymax-form">{fields}<button>Show</button></form>'
+    try:
+        day, month = int(values["day"]), int(values["month"])
+        year = int(values["year"]) if values["year"].strip() else None
+    except ValueError:
+        return form, None, "Day, month and year must be whole numbers."
+    if not 1 <= month <= 12 or (year is not None and not 1970 <= year <= 9999):
+        return form, None, "Month must be 1-12 and year 1970-9999."
+    if not 1 <= day <= calendar.monthrange(year or 2000, month)[1]:
+        return form, None, f"Day {day} does not exist in month {month}."
+    return form, {"day": day, "month": month, "year": year}, None
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def home(request: Request) -> str:
     repo: Repository = request.app.state.repo
     devices = repo.devices()
     for d in devices:
         d["name"] = d["name"] or KNOWN_NAMES.get(d["device_id"], d["device_id"][:8])
+    names = {d["device_id"]: d["name"] for d in devices}
+    form, query, problem = _day_form(dict(request.query_params))
+    if query is not None:
+        daily = repo.analysis("daymax", **query)
+        answer = _table(
+            _named(daily, names),
+            {"name": "Device", "max_temperature": "Max °C"},
+            "daymax",
+        )
+    else:
+        answer = f'<p class="problem" id="daymax">{escape(problem or "")}</p>'
     since = datetime.now(UTC) - timedelta(minutes=30)
+    cards = "".join(_card(d) for d in devices) or f'<p class="empty">{NO_DATA}</p>'
+    ranges = "".join(
+        f'<button type="button" data-range="{key}"{" aria-pressed=true" if key == "1h" else ""}>'
+        f"{escape(label)}</button>"
+        for key, label in RANGES.items()
+    )
     sections = [
-        _table(
-            "Devices",
-            devices,
-            ["name", "device_id", "count", "last_temperature", "max_temperature", "last_ts"],
-            "devices",
+        f'<section id="devices"><h2>Devices</h2><nav class="ranges">{ranges}</nav>'
+        f'<div class="cards">{cards}</div></section>',
+        _section(
+            "Readings per device",
+            _table(
+                _named(repo.analysis("devicedata"), names),
+                {"name": "Device", "count": "Readings"},
+                "counts",
+            ),
+            "counts-section",
         ),
-        _table(
-            "Readings per device", repo.analysis("devicedata"), ["device_id", "count"], "counts"
-        ),
-        _table(
+        _section(
             "Maximum temperature per device",
-            repo.analysis("devicemax"),
-            ["device_id", "max_temperature"],
-            "max",
+            _table(
+                _named(repo.analysis("devicemax"), names),
+                {"name": "Device", "max_temperature": "Max °C"},
+                "max",
+            ),
+            "max-section",
         ),
-        _table(
+        _section(
+            "Maximum temperature on a day and month (UTC)",
+            form + answer,
+            "daymax-section",
+        ),
+        _section(
             "Anomalies in the last 30 minutes",
-            repo.analysis("deviceanomalies", since=since),
-            ["device_id", "count"],
-            "anomalies",
+            _table(
+                _named(repo.analysis("deviceanomalies", since=since), names),
+                {"name": "Device", "count": "Anomalies"},
+                "anomalies",
+            ),
+            "anomalies-section",
         ),
     ]
     return PAGE.replace("{{sections}}", "".join(sections))
 
 
+def _named(rows: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
+    return [{**row, "name": names.get(row["device_id"], row["device_id"])} for row in rows]
+
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>weatherpipe</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse;margin-bottom:1rem}td,th{border:1px solid #ccc;padding:.3rem .6rem}
-th{background:#f3f3f3;text-align:left}
-</style></head>
-<body><h1>weatherpipe</h1>
-<p>Live temperatures, their analyses and anomalies. API: <a href="/docs">/docs</a>.</p>
-{{sections}}
-<script>setTimeout(function(){location.reload()},5000)</script>
+<link rel="stylesheet" href="/static/dashboard.css">
+<script src="/static/dashboard.js" defer></script>
+</head>
+<body><header><h1>weatherpipe</h1>
+<p>Live temperatures, their analyses and anomalies · API: <a href="/docs">/docs</a> ·
+<span id="updated">rendered by the server</span></p></header>
+<main>{{sections}}</main>
 </body></html>
 """

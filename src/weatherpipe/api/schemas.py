@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+DEVICE = "6b4fa32e-a7f5-4ec2-8820-6581468ef36b"
 
 
 class DeviceCount(BaseModel):
@@ -18,34 +21,125 @@ class DeviceMax(BaseModel):
 
 
 class Device(BaseModel):
-    device_id: str
-    name: str | None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": DEVICE,
+                    "name": "Berlin",
+                    "latitude": 52.52,
+                    "longitude": 13.405,
+                    "first_seen": "2026-11-27T00:00:00Z",
+                    "last_seen": "2026-11-28T01:02:03.456Z",
+                    "count": 90123,
+                    "max_temperature": 24.31,
+                    "last_temperature": 7.82,
+                    "last_ts": "2026-11-28T01:02:03.456Z",
+                }
+            ]
+        }
+    )
+
+    device_id: str = Field(description="The device's UUID.")
+    name: str | None = Field(description="Display name (the simulator's place), if known.")
     latitude: float
     longitude: float
-    first_seen: datetime
-    last_seen: datetime
-    count: int
-    max_temperature: float | None
-    last_temperature: float | None
-    last_ts: datetime | None
+    first_seen: datetime = Field(description="Time of its oldest reading (UTC).")
+    last_seen: datetime = Field(description="Time of its newest reading (UTC).")
+    count: int = Field(description="Readings stored.")
+    max_temperature: float | None = Field(description="Highest temperature stored, °C.")
+    last_temperature: float | None = Field(description="Temperature of the newest reading, °C.")
+    last_ts: datetime | None = Field(description="Time of the newest reading.")
 
 
 class ReadingOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": DEVICE,
+                    "ts": "2026-11-28T01:02:03.456Z",
+                    "temperature": 21.37,
+                    "latitude": 52.52,
+                    "longitude": 13.405,
+                    "seq": 1234,
+                    "is_anomaly": False,
+                    "anomaly_score": 0.12,
+                    "detector": "default",
+                }
+            ]
+        }
+    )
+
     device_id: str
-    ts: datetime
-    temperature: float
+    ts: datetime = Field(description="The sensor's clock, UTC.")
+    temperature: float = Field(description="°C")
     latitude: float
     longitude: float
-    seq: int | None
-    is_anomaly: bool | None
+    seq: int | None = Field(description="The device's message counter, if it sends one.")
+    is_anomaly: bool | None = Field(description="The detector's flag; null until scored.")
+    anomaly_score: float | None
+    detector: str | None = Field(description="Name of the detector that scored it.")
+
+
+class DeviceAnomalies(BaseModel):
+    device_id: str = Field(examples=[DEVICE])
+    count: int = Field(description="Anomalous readings in the window.", examples=[2])
+    readings: list[ReadingOut] = Field(description="The anomalous readings, newest first.")
+
+
+class SeriesPoint(BaseModel):
+    ts: datetime = Field(description="Start of the bucket (or the reading's time for raw).")
+    n: int = Field(description="Readings in the bucket.", examples=[60])
+    t_min: float = Field(examples=[21.02])
+    t_max: float = Field(examples=[21.6])
+    t_mean: float = Field(examples=[21.3])
+
+
+class SeriesAnomaly(BaseModel):
+    ts: datetime
+    temperature: float
     anomaly_score: float | None
     detector: str | None
 
 
-class DeviceAnomalies(BaseModel):
+class Series(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": DEVICE,
+                    "resolution": "minute",
+                    "start": "2026-11-27T01:00:00Z",
+                    "end": "2026-11-28T01:00:00Z",
+                    "points": [
+                        {
+                            "ts": "2026-11-27T01:00:00Z",
+                            "n": 60,
+                            "t_min": 6.9,
+                            "t_max": 7.4,
+                            "t_mean": 7.1,
+                        }
+                    ],
+                    "anomalies": [
+                        {
+                            "ts": "2026-11-27T13:37:00Z",
+                            "temperature": 31.5,
+                            "anomaly_score": 0.99,
+                            "detector": "default",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     device_id: str
-    count: int
-    readings: list[ReadingOut]
+    resolution: Literal["raw", "minute", "hour", "day"]
+    start: datetime
+    end: datetime
+    points: list[SeriesPoint]
+    anomalies: list[SeriesAnomaly] = Field(description="Flagged readings in the range.")
 
 
 class ReadingsPage(BaseModel):
@@ -56,5 +150,11 @@ class ReadingsPage(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    checks: dict[str, str] = Field(default_factory=dict)
+    status: str = Field(examples=["ok"])
+    checks: dict[str, str] = Field(default_factory=dict, examples=[{"database": "ok", "bus": "ok"}])
+
+
+class Problem(BaseModel):
+    """Every error answer: one readable sentence, plus pydantic's details for a 422."""
+
+    detail: str = Field(examples=["query.day: Input should be less than or equal to 31"])

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from weatherpipe.detect.base import Detector, Verdict
 from weatherpipe.detect.kmeans import KMeansMinuteDetector
 from weatherpipe.detect.robust import RobustZDetector
-from weatherpipe.detect.sentinel import SentinelDetector
+from weatherpipe.detect.sentinel import SentinelDetector, SentinelNabDetector
 from weatherpipe.errors import ConfigError
 
 DETECTORS: dict[str, Callable[[], Detector]] = {
     "default": SentinelDetector,
     "sentinel": SentinelDetector,
+    "sentinel-nab": SentinelNabDetector,
     "kmeans-minute": KMeansMinuteDetector,
     "robust-z": RobustZDetector,
 }
