@@ -108,7 +108,7 @@ malformed = (
 
 
 def generate(count: int) -> list[bytes]:
-    """`count` malformed messages drawn by hypothesis (derandomized, so every run is the same)."""
+    """`count` malformed messages drawn by hypothesis (a fixed seed; the sample still varies)."""
     found: list[bytes] = []
 
     @settings(
