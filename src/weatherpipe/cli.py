@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -25,6 +26,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bus_app = typer.Typer(help="Message bus topic and subscription.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bus_app, name="bus")
+dead_app = typer.Typer(
+    help="Messages that were not readings: list and replay.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Per-device signing keys.", no_args_is_help=True)
+app.add_typer(dead_app, name="dead-letters")
+app.add_typer(keys_app, name="keys")
 
 # Options that override a setting; each one's variable is named in its help.
 DatabaseUrl = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_DATABASE_URL]")]
@@ -49,14 +56,16 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
     if settings.log_json:
-        fmt = (
-            '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
-            '"message":%(message)r}'
-        )
+        from weatherpipe.logjson import JsonFormatter
+
+        # The command (sensors, ingest, ...) tags each record: stages often share one log.
+        command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+        handler.setFormatter(JsonFormatter(stage=command))
     else:
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=settings.log_level, format=fmt, stream=sys.stderr, force=True)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
     logging.getLogger("alembic").setLevel(
         max(logging.WARNING, logging.getLevelName(settings.log_level))
     )
@@ -86,6 +95,14 @@ def up(
     seed: Seed = 0,
     anomaly_rate: AnomalyRate = 4.0,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    processes: Annotated[
+        bool,
+        typer.Option(
+            "--processes",
+            help="Run each stage as a child process, restarted with backoff if it dies "
+            "(needs nats://, mqtt:// or pubsub://).",
+        ),
+    ] = False,
 ) -> None:
     """Run sensors, ingest, detection and the API in one process (Ctrl-C stops it)."""
     from weatherpipe.runner import run_pipeline
@@ -93,6 +110,9 @@ def up(
     settings = _settings(
         api_port=port, api_host=host, database_url=database_url, bus_url=bus_url, detector=detector
     )
+    if processes:
+        _up_processes(settings, devices, rate, seed, anomaly_rate)
+        return
     typer.echo(
         f"weatherpipe {__version__}: {devices} sensors → {settings.bus_url} → "
         f"{settings.database_url}",
@@ -114,6 +134,28 @@ def up(
         )
     )
     typer.echo("\nstopped", err=True)
+
+
+def _up_processes(
+    settings: Settings, devices: int, rate: float, seed: int, anomaly_rate: float
+) -> None:
+    from weatherpipe.supervisor import check_bus, run_supervised
+
+    check_bus(settings)
+    typer.echo(
+        f"weatherpipe {__version__}: sensors, ingest, detect and api as child processes over "
+        f"{settings.bus_url}; API on http://{settings.api_host}:{settings.api_port}/ "
+        "(Ctrl-C to stop)",
+        err=True,
+    )
+    sensor_args = [
+        f"--devices={devices}",
+        f"--rate={rate}",
+        f"--seed={seed}",
+        f"--anomaly-rate={anomaly_rate}",
+    ]
+    asyncio.run(run_supervised(settings, sensor_args))
+    typer.echo("stopped", err=True)
 
 
 @app.command()
@@ -154,7 +196,11 @@ def sensors(
         stats = asyncio.run(run_backfill(settings, options, end - span, end, to_db=to_db))
     else:
         stats = asyncio.run(run_sensors(settings, options, duration))
-    typer.echo(f"published {stats.published:,} readings, spooled {stats.spooled:,}", err=True)
+    typer.echo(
+        f"published {stats.published:,} readings, spooled {stats.spooled:,}, "
+        f"{stats.ticks:,} ticks of {devices} devices",
+        err=True,
+    )
 
 
 def _parse_span(text: str) -> timedelta:
@@ -218,7 +264,15 @@ def api(
     settings = _settings(api_port=port, api_host=host, database_url=database_url, bus_url=bus_url)
     bus = None if settings.bus_url.startswith("memory") else open_bus(settings)
     application = create_app(settings, open_repository(settings), bus)
-    uvicorn.run(application, host=settings.api_host, port=settings.api_port, log_level="info")
+    # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
+    log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
+    uvicorn.run(
+        application,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        log_config=log_config,
+    )
 
 
 @app.command()
@@ -276,6 +330,128 @@ def bus_setup(
         f"{settings.subscription!r} are ready",
         err=True,
     )
+
+
+@app.command()
+def status(
+    database_url: DatabaseUrl = None,
+    bus_url: BusUrl = None,
+    topic: Topic = None,
+    subscription: Subscription = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Stored readings, consumer lag, last reading per device, dead letters, detector position."""
+    from weatherpipe.runner import open_repository
+    from weatherpipe.status import gather
+
+    settings = _settings(
+        database_url=database_url, bus_url=bus_url, topic=topic, subscription=subscription
+    )
+    repo = open_repository(settings)
+    try:
+        state = asyncio.run(gather(settings, repo))
+    finally:
+        repo.close()
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(state), default=str))
+        return
+    lag = f"{state.lag:,}" if state.lag is not None else f"unknown ({state.lag_note})"
+    typer.echo(f"stored        {state.stored:,} readings, {state.anomalies:,} flagged anomalous")
+    typer.echo(f"consumer lag  {lag} on {settings.bus_url} {settings.subscription!r}")
+    typer.echo(
+        f"dead letters  {state.dead_letters:,} ({state.dead_letters_pending:,} not replayed)"
+    )
+    typer.echo(f"devices       {len(state.devices)}")
+    for d in state.devices:
+        last = f"{d.last_ts:%Y-%m-%d %H:%M:%S}Z {d.last_temperature:.2f} °C" if d.last_ts else "-"
+        typer.echo(f"  {d.device_id}  {d.name or '':14} {d.count:>10,}  last {last}")
+    for p in state.detectors:
+        typer.echo(
+            f"detector      {p['detector']} {p['device_id']} at {p['last_ts']:%Y-%m-%d %H:%M:%S}Z"
+        )
+
+
+@dead_app.command("list")
+def dead_letters_list(
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Include dead letters already replayed.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List dead letters: id, time, reason and a safe preview of the bytes."""
+    from weatherpipe.deadletters import listing
+    from weatherpipe.runner import open_repository
+
+    repo = open_repository(_settings(database_url=database_url))
+    try:
+        rows = listing(repo, limit, pending_only=not show_all)
+    finally:
+        repo.close()
+    for row in rows:
+        if as_json:
+            typer.echo(json.dumps(row, default=str))
+            continue
+        replayed = (
+            f" [replayed {row['replayed_at']:%Y-%m-%d %H:%M:%S}Z]" if row["replayed_at"] else ""
+        )
+        typer.echo(
+            f"{row['id']:>8}  {row['received_at']:%Y-%m-%d %H:%M:%S}Z  {row['reason']}{replayed}\n"
+            f"          {row['bytes']:,} bytes: {row['preview']}"
+        )
+    if not rows:
+        typer.echo("no dead letters" + ("" if show_all else " waiting"), err=True)
+
+
+@dead_app.command("replay")
+def dead_letters_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (see `list`).")] = None,
+    replay_all: Annotated[
+        bool, typer.Option("--all", help="Replay every dead letter not replayed yet.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    bus_url: BusUrl = None,
+    topic: Topic = None,
+) -> None:
+    """Publish dead letters to the bus again (after a fix, e.g. a key added); mark them replayed."""
+    from weatherpipe.deadletters import replay
+    from weatherpipe.runner import open_bus, open_repository
+
+    if bool(ids) == replay_all:
+        raise typer.BadParameter("name dead letter ids, or use --all (not both)")
+    settings = _settings(database_url=database_url, bus_url=bus_url, topic=topic)
+    if settings.bus_url.startswith("memory"):
+        raise ConfigError(
+            "WEATHERPIPE_BUS_URL: replay needs the bus that ingest reads (memory:// lives "
+            "inside one process)"
+        )
+    repo = open_repository(settings)
+
+    async def run() -> Any:
+        async with open_bus(settings) as bus:
+            return await replay(bus, repo, ids or None)
+
+    try:
+        stats = asyncio.run(run())
+    finally:
+        repo.close()
+    missing = f"; {stats.missing} not found or already replayed" if stats.missing else ""
+    typer.echo(f"replayed {stats.replayed:,} dead letters to {settings.bus_url}{missing}", err=True)
+
+
+@keys_app.command("new")
+def keys_new(
+    devices: Devices = 3,
+    seed: Seed = 0,
+) -> None:
+    """Print a key file (`DEVICE_ID KEY`, hex) with fresh keys for the simulated fleet."""
+    from weatherpipe.sensors.profiles import fleet
+    from weatherpipe.signing import key_file_lines
+
+    typer.echo("# weatherpipe device keys: DEVICE_ID KEY (hex HMAC-SHA256 key); keep secret")
+    for line in key_file_lines(d.device_id for d in fleet(devices, seed)):
+        typer.echo(line)
 
 
 @app.command()

@@ -22,12 +22,14 @@ from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
+from weatherpipe.errors import BusUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, stop_on_signals
 from weatherpipe.reading import decode, format_ts
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
 from weatherpipe.sensors.spool import Item, Spool
+from weatherpipe.signing import DeviceKeys, Signer, Verifier
 from weatherpipe.storage.engine import upgrade
 from weatherpipe.storage.repository import Repository
 
@@ -58,11 +60,13 @@ def open_repository(settings: Settings, migrate: bool = True) -> Repository:
 def make_ingest(
     settings: Settings, bus: Bus, repo: Repository, metrics: Metrics | None = None
 ) -> IngestWorker:
+    keys = DeviceKeys.load(settings.device_keys) if settings.device_keys else None
     return IngestWorker(
         bus,
         repo,
         batch_size=settings.batch_size,
         batch_seconds=settings.batch_seconds,
+        verifier=Verifier(keys) if keys else None,
         on_batch=metrics.on_batch if metrics else None,
     )
 
@@ -77,6 +81,7 @@ def make_sensors(
         seed=seed,
         anomaly_rate=anomaly_rate,
         spool=Spool(settings.spool_path),
+        signer=Signer(DeviceKeys.load(settings.device_keys)) if settings.device_keys else None,
     )
 
 
@@ -245,14 +250,20 @@ async def run_sensors(
 ) -> SensorStats:
     """`weatherpipe sensors`: publish in real time until the duration ends or SIGTERM."""
     stop = stop or stop_on_signals()
-    async with open_bus(settings) as bus:
-        sensors = make_sensors(
-            settings, bus, options.devices, options.rate, options.seed, options.anomaly_rate
-        )
-        try:
-            return await sensors.run(duration, stop)
-        finally:
-            _write_truth(options.truth_file, sensors)
+    bus = open_bus(settings)
+    try:
+        await bus.connect()
+    except BusUnavailable as exc:
+        # Sensors must not lose readings to a broker that is down when they start: spool them.
+        log.warning("bus unavailable at start (%s); spooling to %s", exc, settings.spool_path)
+    sensors = make_sensors(
+        settings, bus, options.devices, options.rate, options.seed, options.anomaly_rate
+    )
+    try:
+        return await sensors.run(duration, stop)
+    finally:
+        _write_truth(options.truth_file, sensors)
+        await bus.close()
 
 
 async def run_backfill(

@@ -290,7 +290,9 @@ class NatsBus(Bus):
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             log.warning("closing NATS connection: %r", exc)
         finally:
-            await nc.close()
+            # A connection the broker already dropped fails its last drain; it is closed anyway.
+            with suppress(OSError):
+                await nc.close()
 
     async def setup(self) -> None:
         await self.connect()
@@ -345,9 +347,18 @@ class NatsBus(Bus):
             raise BusUnavailable("NATS bus is not connected: call connect() first")
         return self._nc
 
+    def _publisher(self) -> JetStreamContext:
+        # While nats-py reconnects it would buffer a publish and let its ack time out; failing at
+        # once lets the publisher spool without stalling, and without a buffered copy going out
+        # later besides the spooled one.
+        if not self._client().is_connected:
+            raise BusUnavailable(f"NATS connection to {self.server} is down; reconnecting")
+        return self._jetstream()
+
     async def publish(self, data: bytes, attributes: Mapping[str, str] | None = None) -> None:
+        js = self._publisher()
         with _translated():
-            await self._jetstream().publish(self.topic, data, headers=_headers(attributes))
+            await js.publish(self.topic, data, headers=_headers(attributes))
 
     async def publish_many(self, items: Sequence[Item]) -> None:
         # Windows no wider than publish_async's own cap (4,000 unanswered), so no call blocks on
@@ -377,7 +388,7 @@ class NatsBus(Bus):
         return self._raw
 
     async def _publish_window(self, items: Sequence[Item]) -> None:
-        js = self._jetstream()
+        js = self._publisher()
         with _translated():
             # No wait_stall: with one, every call wraps a task around the semaphore (6x slower).
             futures = [

@@ -49,24 +49,30 @@ class DetectionJob:
         log.info("detector %s resumes %d devices", self.detector_name, len(cursors))
         return cursors
 
-    def run_once(self) -> int:
-        """One pass over every device; returns how many readings were scored."""
+    def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """One pass over every device; returns how many readings were scored.
+
+        A set `stop` ends the pass after the batch in hand (each batch commits with its state,
+        so the next pass resumes right there); a long backlog then cannot hold up a SIGTERM.
+        """
         if self._cursors is None:
             self._cursors = self._load()
         scored = 0
         for device_id in self.repo.device_ids():
+            if stop is not None and stop.is_set():
+                break
             cursor = self._cursors.get(device_id)
             if cursor is None:
                 cursor = self._cursors[device_id] = _Cursor(
                     create_detector(self.detector_name), None
                 )
-            scored += self._advance(device_id, cursor)
+            scored += self._advance(device_id, cursor, stop)
         self.stats.passes += 1
         return scored
 
-    def _advance(self, device_id: str, cursor: _Cursor) -> int:
+    def _advance(self, device_id: str, cursor: _Cursor, stop: asyncio.Event | None = None) -> int:
         total = 0
-        while True:
+        while stop is None or not stop.is_set():
             rows = self.repo.readings_after(device_id, cursor.last_ts, self.batch)
             if not rows:
                 return total
@@ -96,12 +102,13 @@ class DetectionJob:
             total += len(rows)
             if len(rows) < self.batch:
                 return total
+        return total
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> DetectStats:
         """Pass after pass until `stop`; waits out database outages."""
         while not stop.is_set():
             try:
-                await asyncio.to_thread(self.run_once)
+                await asyncio.to_thread(self.run_once, stop)
             except StorageUnavailable as exc:
                 log.warning("database unavailable (%s); detection waits", exc)
             await pause(interval, stop)

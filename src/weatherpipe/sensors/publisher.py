@@ -21,6 +21,7 @@ from weatherpipe.sensors.spool import Item, Spool
 
 log = logging.getLogger(__name__)
 SPOOL_BATCH = 1000
+RECONNECT_SECONDS = 1.0
 
 Signer = Callable[[str, bytes], Mapping[str, str] | None]
 
@@ -58,6 +59,8 @@ class SensorRunner:
             self.devices, seed=seed, anomaly_rate=anomaly_rate, on_anomaly=self._truth
         )
         self._seq = np.zeros(len(self.devices), dtype=np.int64)
+        self._last_connect = 0.0
+        self._connecting: asyncio.Task[None] | None = None
 
     def _truth(self, device: Device, anomaly: Anomaly) -> None:
         self.stats.truth.append(
@@ -95,9 +98,11 @@ class SensorRunner:
 
     async def send(self, items: list[Item]) -> None:
         """Publish `items` after anything spooled; on a bus error spool them instead."""
-        if self.spool is not None and len(self.spool) and not await self._drain_spool():
-            self._to_spool(items)
-            return
+        if self.spool is not None and len(self.spool):
+            self._reconnect()
+            if not await self._drain_spool():
+                self._to_spool(items)
+                return
         try:
             await self.bus.publish_many(items)
             self.stats.published += len(items)
@@ -106,6 +111,23 @@ class SensorRunner:
                 raise
             log.warning("bus refused %d readings (%s); spooling them", len(items), exc)
             self._to_spool(items)
+
+    def _reconnect(self) -> None:
+        """Connect again in the background if the bus was never reached (a start during an
+        outage), at most once a second: a refused connect must not hold up the ticks."""
+        now = time.monotonic()
+        if now - self._last_connect < RECONNECT_SECONDS:
+            return
+        if self._connecting is not None and not self._connecting.done():
+            return
+        self._last_connect = now
+        self._connecting = asyncio.create_task(self._connect_quietly())
+
+    async def _connect_quietly(self) -> None:
+        try:
+            await self.bus.connect()
+        except BusError as exc:
+            log.debug("bus still unreachable: %s", exc)
 
     def _to_spool(self, items: list[Item]) -> None:
         assert self.spool is not None

@@ -19,12 +19,18 @@ class Spool:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # Counted from the file once, then kept up to date: the sensors ask every tick, and a
+        # long outage makes the file long.
+        self._count: int | None = None
 
     def __len__(self) -> int:
-        if not self.path.exists():
-            return 0
-        with self.path.open("rb") as fh:
-            return sum(1 for _ in fh)
+        if self._count is None:
+            if not self.path.exists():
+                self._count = 0
+            else:
+                with self.path.open("rb") as fh:
+                    self._count = sum(1 for _ in fh)
+        return self._count
 
     def append(self, items: Sequence[Item]) -> None:
         lines = b"".join(
@@ -36,6 +42,8 @@ class Spool:
             fh.write(lines)
             fh.flush()
             os.fsync(fh.fileno())
+        if self._count is not None:
+            self._count += len(items)
 
     def batches(self, size: int) -> Iterator[list[Item]]:
         """The spooled messages, oldest first, `size` at a time (a torn last line is skipped)."""
@@ -58,3 +66,4 @@ class Spool:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+        self._count = 0

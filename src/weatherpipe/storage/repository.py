@@ -667,14 +667,34 @@ class Repository:
 
     # -- dead letters and status ------------------------------------------------------------------
 
-    def dead_letters(self, limit: int = 100, pending_only: bool = True) -> list[dict[str, Any]]:
+    def dead_letters(
+        self,
+        limit: int = 100,
+        pending_only: bool = True,
+        after_id: int | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Dead letters in id order; page on with `after_id`, or pick some by `ids`."""
         query = select(dead_letters).order_by(dead_letters.c.id).limit(limit)
         if pending_only:
             query = query.where(dead_letters.c.replayed_at.is_(None))
+        if after_id is not None:
+            query = query.where(dead_letters.c.id > after_id)
+        if ids is not None:
+            query = query.where(dead_letters.c.id.in_(list(ids)))
         rows = self._rows(query)
         for row in rows:
             row["attributes"] = orjson.loads(row["attributes"]) if row["attributes"] else {}
         return rows
+
+    def pending_dead_letters(self) -> int:
+        """How many dead letters were not replayed yet."""
+        query = (
+            select(func.count())
+            .select_from(dead_letters)
+            .where(dead_letters.c.replayed_at.is_(None))
+        )
+        return int(self._run(lambda conn: conn.execute(query).scalar()) or 0)
 
     def mark_replayed(self, ids: Sequence[int]) -> None:
         now = naive_utc(datetime.now(UTC))

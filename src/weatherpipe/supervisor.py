@@ -1,0 +1,183 @@
+"""`weatherpipe up --processes`: each stage a child process, restarted with backoff when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from weatherpipe.config import ENV_PREFIX, Settings
+from weatherpipe.errors import ConfigError
+from weatherpipe.lifecycle import pause
+
+log = logging.getLogger(__name__)
+
+STAGES = ("sensors", "ingest", "detect", "api")
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 30.0
+# A child that ran this long before dying was healthy: its next restart is quick again.
+STABLE_SECONDS = 60.0
+# SIGTERM, then SIGKILL whatever still runs after this, so a stop takes under 10 s.
+GRACE_SECONDS = 8.0
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+
+
+def check_bus(settings: Settings) -> None:
+    """Child processes need a bus they can share; memory:// lives inside one process."""
+    if settings.bus_url.startswith("memory"):
+        raise ConfigError(
+            "WEATHERPIPE_BUS_URL: --processes needs a bus that crosses processes "
+            "(nats://, mqtt:// or pubsub://); memory:// lives inside one process"
+        )
+
+
+def child_environment(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The parent's environment plus every setting as its variable, so CLI overrides and .env
+    values reach the children exactly as the parent resolved them."""
+    env = dict(os.environ if base is None else base)
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        env[ENV_PREFIX + name.upper()] = text
+    return env
+
+
+def describe_exit(returncode: int) -> str:
+    """`exited with status 3` or `was killed by signal SIGKILL` (asyncio reports -N)."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
+        return f"was killed by signal {name}"
+    return f"exited with status {returncode}"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the supervisor dies, even by
+    SIGKILL, so no stage is left running unsupervised (elsewhere this does nothing)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    """One supervised stage and its restart history."""
+
+    stage: str
+    argv: list[str]
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    backoff: float = FIRST_BACKOFF
+    exits: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    """Starts each stage, restarts a crashed one with exponential backoff, stops them all."""
+
+    def __init__(
+        self,
+        commands: Mapping[str, Sequence[str]],
+        env: Mapping[str, str],
+        *,
+        first_backoff: float = FIRST_BACKOFF,
+        max_backoff: float = MAX_BACKOFF,
+    ) -> None:
+        self.children = {stage: Child(stage, list(argv)) for stage, argv in commands.items()}
+        self.env = dict(env)
+        self.first_backoff = first_backoff
+        self.max_backoff = max_backoff
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep every child running until `stop`, then stop them all."""
+        tasks = [
+            asyncio.create_task(self._keep(c, stop), name=c.stage) for c in self.children.values()
+        ]
+        try:
+            await stop.wait()
+        finally:
+            stop.set()
+            await self._stop_all()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _keep(self, child: Child, stop: asyncio.Event) -> None:
+        child.backoff = self.first_backoff
+        while not stop.is_set():
+            started = time.monotonic()
+            child.process = await asyncio.create_subprocess_exec(
+                *child.argv, env=self.env, preexec_fn=_die_with_parent
+            )
+            log.info("started %s (pid %d)", child.stage, child.process.pid)
+            returncode = await child.process.wait()
+            if stop.is_set():
+                return
+            ran = time.monotonic() - started
+            child.exits.append(returncode)
+            if ran >= STABLE_SECONDS:
+                child.backoff = self.first_backoff
+            log.warning(
+                "%s (pid %d) %s after %.1fs; restarting in %.1fs",
+                child.stage,
+                child.process.pid,
+                describe_exit(returncode),
+                ran,
+                child.backoff,
+            )
+            await pause(child.backoff, stop)
+            child.backoff = min(child.backoff * 2, self.max_backoff)
+            child.restarts += 1
+
+    async def _stop_all(self) -> None:
+        running = [
+            c.process for c in self.children.values() if c.process and c.process.returncode is None
+        ]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        waits = [asyncio.create_task(p.wait()) for p in running]
+        if not waits:
+            return
+        _, late = await asyncio.wait(waits, timeout=GRACE_SECONDS)
+        for process in running:
+            if process.returncode is None:
+                log.warning("pid %d did not stop in %.0fs; killing it", process.pid, GRACE_SECONDS)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+        if late:
+            await asyncio.wait(late)
+        log.info("all stages stopped")
+
+
+def stage_commands(
+    stages: Sequence[str], sensor_args: Sequence[str] = (), python: str = sys.executable
+) -> dict[str, list[str]]:
+    """`python -m weatherpipe STAGE` for each stage (the sensors get their simulation options)."""
+    return {
+        stage: [python, "-m", "weatherpipe", stage, *(sensor_args if stage == "sensors" else ())]
+        for stage in stages
+    }
+
+
+async def run_supervised(
+    settings: Settings, sensor_args: Sequence[str] = (), stop: asyncio.Event | None = None
+) -> None:
+    """Migrate the database and set up the bus once, then supervise one process per stage."""
+    from weatherpipe.lifecycle import stop_on_signals
+    from weatherpipe.runner import open_bus, open_repository
+
+    check_bus(settings)
+    stop = stop or stop_on_signals()
+    open_repository(settings).close()  # once, before the children would race to migrate
+    async with open_bus(settings) as bus:
+        await bus.setup()
+    await Supervisor(stage_commands(STAGES, sensor_args), child_environment(settings)).run(stop)

@@ -1,0 +1,85 @@
+"""SIGKILL the ingest process again and again while it drains NATS: every reading stored once."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+
+import pytest
+
+from weatherpipe.reading import encode
+from weatherpipe.testing import make_reading
+
+from .conftest import StartStage
+from .harness import Consumer, Database, Report, wait_for
+
+READINGS = 100_000
+DEVICES = 20
+KILLS = 5
+# Each kill comes after this many more rows were stored, so every one lands mid-drain.
+ROWS_BETWEEN_KILLS = 9_000
+
+
+def backlog() -> list[tuple[bytes, dict[str, str] | None]]:
+    devices = [str(uuid.uuid4()) for _ in range(DEVICES)]
+    return [
+        (
+            encode(
+                make_reading(devices[i % DEVICES], i // DEVICES, 20.0 + i % 7, seq=i // DEVICES + 1)
+            ),
+            None,
+        )
+        for i in range(READINGS)
+    ]
+
+
+@pytest.mark.slow
+def test_five_sigkills_while_draining_100000_readings_store_each_exactly_once(
+    shared_nats: Consumer, mariadb_url: str, start_stage: StartStage, report: Report
+) -> None:
+    report["publish_seconds"] = shared_nats.publish(backlog())
+    assert shared_nats.pending()[0] == READINGS
+    db = Database(mariadb_url)
+    settings = {
+        "database_url": mariadb_url,
+        "bus_url": shared_nats.bus.url,
+        "topic": shared_nats.bus.topic,
+        "subscription": shared_nats.bus.subscription,
+    }
+    started = time.monotonic()
+    killed_at: list[int] = []
+    jitter = random.Random(5)
+    for kill in range(KILLS):
+        ingest = start_stage("ingest", log=f"ingest-{kill}", **settings)
+        target = (killed_at[-1] if killed_at else 0) + ROWS_BETWEEN_KILLS
+        wait_for(
+            lambda t=target: db.stored() >= t, 120, f"ingest #{kill} storing past {target}", 0.02
+        )
+        assert ingest.running(), ingest.log()
+        # A batch takes ~0.1-0.3 s from pull to ack: a random delay lands the kill anywhere in
+        # that cycle (between commit and ack too), not always right after a commit.
+        time.sleep(jitter.uniform(0.0, 0.4))
+        ingest.kill()
+        killed_at.append(db.stored())
+    last_kill = time.monotonic()
+
+    final = start_stage("ingest", log="ingest-final", **settings)
+    wait_for(shared_nats.settled, 120, "the subscription drained and every message acked", 0.2)
+    drained = time.monotonic()
+    report["stop_seconds"] = final.terminate()
+    assert final.process.returncode == 0, final.log()
+
+    db.assert_exactly_once(READINGS)
+    assert all(runs == [READINGS // DEVICES] for runs in db.seq_runs().values())
+    assert killed_at == sorted(killed_at) and killed_at[-1] < READINGS
+    report["kills"] = KILLS
+    report["stored_at_each_kill"] = killed_at
+    report["redeliveries"] = shared_nats.deliveries() - READINGS
+    report["stored"] = db.scalar("SELECT COUNT(*) FROM readings")
+    report["rollup_count"] = db.scalar("SELECT SUM(n) FROM readings_daily")
+    report["drain_seconds_total"] = drained - started
+    report["seconds_from_last_kill_to_drained"] = drained - last_kill
+    report["final_process_summary"] = final.log().strip().splitlines()[-1]
+    report.write()
+    db.close()
