@@ -259,20 +259,21 @@ def api(
     import uvicorn
 
     from weatherpipe.api.app import create_app
-    from weatherpipe.runner import open_bus, open_repository
+    from weatherpipe.runner import StageServer, open_bus, open_repository
 
     settings = _settings(api_port=port, api_host=host, database_url=database_url, bus_url=bus_url)
     bus = None if settings.bus_url.startswith("memory") else open_bus(settings)
     application = create_app(settings, open_repository(settings), bus)
     # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
     log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
-    uvicorn.run(
+    config = uvicorn.Config(
         application,
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
         log_config=log_config,
     )
+    StageServer(config).run()
 
 
 @app.command()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -121,6 +122,18 @@ async def run_detect(settings: Settings, stop: asyncio.Event | None = None) -> N
         await DetectionJob(repo, settings.detector).run(stop, settings.detect_interval)
     finally:
         repo.close()
+
+
+class StageServer(uvicorn.Server):
+    """uvicorn that ends with exit status 0 after SIGTERM or Ctrl-C, like every other stage.
+
+    uvicorn re-raises the signal once it has shut down, so a supervisor would see a death by
+    SIGTERM where there was a clean stop.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 class ApiServer:

@@ -22,7 +22,7 @@ def rows(repo: Repository, sql: str) -> list[tuple[object, ...]]:
 def test_scores_land_on_exactly_the_scored_rows(repo: Repository, count: int) -> None:
     repo.store_batch(series([20.0 + i % 7 for i in range(count + 5)]))
     scored = repo.readings_after(DEVICE_A, None, count)
-    results = [Scored(rid, i / 10, i % 3 == 0) for i, (rid, _, _) in enumerate(scored)]
+    results = [Scored(rid, i / 10, i % 3 == 0) for i, (rid, *_) in enumerate(scored)]
     repo.save_detection("bench", DEVICE_A, scored[-1][1], b"state", results)
     stored = rows(repo, "SELECT id, is_anomaly, anomaly_score FROM readings ORDER BY id")
     expected = {s.reading_id: (s.is_anomaly, s.score) for s in results}

@@ -88,7 +88,7 @@ def test_anomaly_analysis_counts_recent_flags_per_device(repo: Repository) -> No
     readings += series([20.0] * 2, DEVICE_B, start=now - timedelta(minutes=5))
     repo.store_batch(readings)
     rows = repo.readings_after(DEVICE_A, None, 100)
-    flags = [Scored(rid, 0.9, True) for rid, _, _ in rows]  # all ten flagged, five recent
+    flags = [Scored(rid, 0.9, True) for rid, *_ in rows]  # all ten flagged, five recent
     repo.save_detection("test", DEVICE_A, rows[-1][1], b"state", flags)
 
     answer = repo.analysis("deviceanomalies", since=now - timedelta(minutes=30))
@@ -106,7 +106,7 @@ def test_detection_state_and_flags_commit_together(repo: Repository) -> None:
     state = repo.detector_states("d")[DEVICE_A]
     assert state == (rows[-1][1], b"s1")
     rest = repo.readings_after(DEVICE_A, state[0], 10)
-    assert [t for _, _, t in rest] == [3.0]
+    assert [row[2] for row in rest] == [3.0]
     repo.save_detection("d", DEVICE_A, rest[-1][1], b"s2", [Scored(rest[0][0], 0.2, True)])
     assert repo.detector_states("d")[DEVICE_A][1] == b"s2"
     assert scalar(repo, "SELECT COUNT(*) FROM readings WHERE detector = 'd'") == 3

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from weatherpipe.detect import create_detector
 from weatherpipe.detect.base import Detector
@@ -30,12 +31,44 @@ class DetectStats:
     passes: int = 0
 
 
+Row = tuple[int, datetime, float, datetime]
+# How long a stored reading waits for older ones still in other ingest processes' hands.
+SETTLE_SECONDS = 2.0
+
+
+def settled(rows: list[Row], now: datetime, settle_seconds: float) -> list[Row]:
+    """The oldest readings that no reading still in flight can come before.
+
+    Several ingest processes commit batches out of order, so a reading a little older than the
+    newest stored one may still be on its way; scoring past it would leave it unscored for good.
+    A reading is settled once it was stored `settle_seconds` ago, or once a stored reading is
+    `settle_seconds` newer (in sensor time) than it.
+    """
+    if not rows:
+        return rows
+    horizon = rows[-1][1] - timedelta(seconds=settle_seconds)
+    fresh = now - timedelta(seconds=settle_seconds)
+    for k, (_, ts, _, received_at) in enumerate(rows):
+        if ts > horizon and received_at > fresh:
+            return rows[:k]
+    return rows
+
+
 class DetectionJob:
     """Scores readings in time order per device; state and flags commit together, so a
     restart resumes exactly where the last committed pass stopped."""
 
-    def __init__(self, repo: Repository, detector: str = "default", batch: int = 20_000) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        detector: str = "default",
+        batch: int = 20_000,
+        settle_seconds: float = SETTLE_SECONDS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.repo = repo
+        self.settle_seconds = settle_seconds
+        self.clock = clock
         self.detector_name = detector
         self.batch = batch
         self.stats = DetectStats()
@@ -73,16 +106,17 @@ class DetectionJob:
     def _advance(self, device_id: str, cursor: _Cursor, stop: asyncio.Event | None = None) -> int:
         total = 0
         while stop is None or not stop.is_set():
-            rows = self.repo.readings_after(device_id, cursor.last_ts, self.batch)
+            fetched = self.repo.readings_after(device_id, cursor.last_ts, self.batch)
+            rows = settled(fetched, self.clock(), self.settle_seconds)
             if not rows:
                 return total
             before = pickle.dumps(cursor.detector)
             verdicts = cursor.detector.process_many(
-                [ts.timestamp() for _, ts, _ in rows], [t for _, _, t in rows]
+                [row[1].timestamp() for row in rows], [row[2] for row in rows]
             )
             results = [
                 Scored(rid, v.score, v.is_anomaly)
-                for (rid, _, _), v in zip(rows, verdicts, strict=True)
+                for (rid, *_), v in zip(rows, verdicts, strict=True)
             ]
             try:
                 self.repo.save_detection(
@@ -100,7 +134,7 @@ class DetectionJob:
             self.stats.scored += len(rows)
             self.stats.flagged += flagged
             total += len(rows)
-            if len(rows) < self.batch:
+            if len(rows) < self.batch:  # caught up, or the newest readings are not settled
                 return total
         return total
 

@@ -594,16 +594,17 @@ class Repository:
 
     def readings_after(
         self, device_id: str, after: datetime | None, limit: int
-    ) -> list[tuple[int, datetime, float]]:
-        """The next readings of a device for the detector, oldest first."""
-        query = select(readings.c.id, readings.c.ts, readings.c.temperature).where(
-            readings.c.device_id == device_id
-        )
+    ) -> list[tuple[int, datetime, float, datetime]]:
+        """The next readings of a device for the detector, oldest first, with when each was
+        stored: (id, ts, temperature, received_at)."""
+        query = select(
+            readings.c.id, readings.c.ts, readings.c.temperature, readings.c.received_at
+        ).where(readings.c.device_id == device_id)
         if after is not None:
             query = query.where(readings.c.ts > naive_utc(after))
         query = query.order_by(readings.c.ts).limit(limit)
         rows = self._run(lambda conn: conn.execute(query).all())
-        return [(int(i), aware(ts), float(t)) for i, ts, t in rows]
+        return [(int(i), aware(ts), float(t), aware(r)) for i, ts, t, r in rows]
 
     def save_detection(
         self,
