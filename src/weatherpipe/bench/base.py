@@ -246,6 +246,8 @@ def poll_until(
 def _figure(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
+    if not unit:
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
     if unit in ("s", "ms", "%"):
         return f"{value:,.3g} {unit}" if abs(value) < 100 else f"{value:,.0f} {unit}"
     return f"{value:,.0f} {unit}"
@@ -258,7 +260,11 @@ def markdown_table(results: Sequence[Result]) -> str:
         "| --- | --- | ---: | --- | --- | --- | --- |",
     ]
     for r in results:
-        base = "; ".join(f"{k}: {_figure(v, r.unit)}" for k, v in r.baselines.items()) or "-"
+        # A baseline named with its own unit in parentheses is printed without the result's.
+        base = "; ".join(
+            f"{k}: {_figure(v, '' if k.endswith(')') else r.unit)}" for k, v in r.baselines.items()
+        )
+        base = base or "-"
         ratios = "; ".join(f"{k}: {v:.2f}" for k, v in r.ratios.items()) or "-"
         met = {True: "yes", False: "NO", None: "-"}[r.met]
         what = r.metric + (f" ({r.note})" if r.note else "")
