@@ -39,6 +39,8 @@ class BenchOptions:
     backlog: int | None = None
     devices: int | None = None
     seconds: float | None = None
+    # Goes into scratch database names, so a caller can find (and count) its own.
+    tag: str = ""
 
     def size(self, full: float, quick: float, given: float | None = None) -> float:
         if given is not None:
@@ -101,11 +103,11 @@ def scratch_name(prefix: str) -> str:
 
 
 @contextlib.contextmanager
-def scratch_mariadb(root_url: str) -> Iterator[str]:
+def scratch_mariadb(root_url: str, tag: str = "") -> Iterator[str]:
     """A fresh MariaDB database with the schema, dropped afterwards; yields its URL."""
     from weatherpipe.storage.engine import upgrade
 
-    name = scratch_name("wp_bench")
+    name = scratch_name(f"wp_bench{'_' + tag if tag else ''}")
     admin = create_engine(root_url)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
