@@ -39,6 +39,8 @@ class BenchOptions:
     backlog: int | None = None
     devices: int | None = None
     seconds: float | None = None
+    # Goes into scratch database names, so a caller can find (and count) its own.
+    tag: str = ""
 
     def size(self, full: float, quick: float, given: float | None = None) -> float:
         if given is not None:
@@ -101,11 +103,11 @@ def scratch_name(prefix: str) -> str:
 
 
 @contextlib.contextmanager
-def scratch_mariadb(root_url: str) -> Iterator[str]:
+def scratch_mariadb(root_url: str, tag: str = "") -> Iterator[str]:
     """A fresh MariaDB database with the schema, dropped afterwards; yields its URL."""
     from weatherpipe.storage.engine import upgrade
 
-    name = scratch_name("wp_bench")
+    name = scratch_name(f"wp_bench{'_' + tag if tag else ''}")
     admin = create_engine(root_url)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
@@ -246,6 +248,8 @@ def poll_until(
 def _figure(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
+    if not unit:
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
     if unit in ("s", "ms", "%"):
         return f"{value:,.3g} {unit}" if abs(value) < 100 else f"{value:,.0f} {unit}"
     return f"{value:,.0f} {unit}"
@@ -258,7 +262,11 @@ def markdown_table(results: Sequence[Result]) -> str:
         "| --- | --- | ---: | --- | --- | --- | --- |",
     ]
     for r in results:
-        base = "; ".join(f"{k}: {_figure(v, r.unit)}" for k, v in r.baselines.items()) or "-"
+        # A baseline named with its own unit in parentheses is printed without the result's.
+        base = "; ".join(
+            f"{k}: {_figure(v, '' if k.endswith(')') else r.unit)}" for k, v in r.baselines.items()
+        )
+        base = base or "-"
         ratios = "; ".join(f"{k}: {v:.2f}" for k, v in r.ratios.items()) or "-"
         met = {True: "yes", False: "NO", None: "-"}[r.met]
         what = r.metric + (f" ({r.note})" if r.note else "")

@@ -139,22 +139,26 @@ def _backlog(options: BenchOptions) -> tuple[int, int]:
 
 def ingest_drain(options: BenchOptions) -> Result:
     """NATS backlog → `weatherpipe ingest` → MariaDB, against raw multi-row INSERTs and the
-    one-insert-one-commit path, each round on fresh databases, interleaved (medians)."""
+    one-insert-one-commit path, each round on fresh databases, interleaved (medians). The
+    figure is one process; two processes on the same consumer are in the details."""
     devices, ticks = _backlog(options)
     payloads = fleet_payloads(devices, ticks, BACKLOG_START)
     rows = _rows(payloads)
     sample = rows[: int(options.size(5000, 300))]
-    drains, raws, singles = [], [], []
+    drains, pairs, raws, singles = [], [], [], []
     with scratch_stream(options.nats_url) as topic:
         publish_seconds = asyncio.run(publish_all(options.nats_url, topic, payloads))
         for _ in range(options.repeats):
-            with scratch_mariadb(options.mariadb_url) as url:
+            with scratch_mariadb(options.mariadb_url, options.tag) as url:
                 raws.append(raw_insert_rate(url, rows))
-            with scratch_mariadb(options.mariadb_url) as url:
+            with scratch_mariadb(options.mariadb_url, options.tag) as url:
                 drains.append(drain_rate(options, url, topic, len(payloads), 1))
-            with scratch_mariadb(options.mariadb_url) as url:
+            with scratch_mariadb(options.mariadb_url, options.tag) as url:
+                pairs.append(drain_rate(options, url, topic, len(payloads), 2))
+            with scratch_mariadb(options.mariadb_url, options.tag) as url:
                 singles.append(one_by_one_rate(url, sample))
     value, raw, single = median(drains), median(raws), median(singles)
+    pair = median(pairs)
     return Result(
         "ingest-drain",
         f"NATS → MariaDB, {len(payloads):,}-reading backlog of {devices:,} devices",
@@ -167,6 +171,9 @@ def ingest_drain(options: BenchOptions) -> Result:
         ratios={"raw multi-row INSERT": value / raw, "one INSERT + commit each": value / single},
         details={
             "raw_runs": raws,
+            "two_process_runs": pairs,
+            "two_processes_per_s": pair,
+            "two_processes_to_raw": pair / raw,
             "one_by_one_runs": singles,
             "publish_per_s": len(payloads) / publish_seconds,
             "devices": devices,
@@ -182,9 +189,9 @@ def scale_out(options: BenchOptions) -> Result:
     with scratch_stream(options.nats_url) as topic:
         asyncio.run(publish_all(options.nats_url, topic, payloads))
         for _ in range(options.repeats):
-            with scratch_mariadb(options.mariadb_url) as url:
+            with scratch_mariadb(options.mariadb_url, options.tag) as url:
                 one.append(drain_rate(options, url, topic, len(payloads), 1))
-            with scratch_mariadb(options.mariadb_url) as url:
+            with scratch_mariadb(options.mariadb_url, options.tag) as url:
                 two.append(drain_rate(options, url, topic, len(payloads), 2))
     value, base = median(two), median(one)
     return Result(

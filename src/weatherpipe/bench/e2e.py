@@ -80,7 +80,10 @@ def end_to_end(options: BenchOptions) -> Result:
     n = int(options.size(1000, 100, options.devices))
     seconds = options.size(60.0, 10.0, options.seconds)
     warmup = min(5.0, seconds / 3)
-    with scratch_mariadb(options.mariadb_url) as url, scratch_stream(options.nats_url) as topic:
+    with (
+        scratch_mariadb(options.mariadb_url, options.tag) as url,
+        scratch_stream(options.nats_url) as topic,
+    ):
         env = {
             "WEATHERPIPE_DATABASE_URL": url,
             "WEATHERPIPE_BUS_URL": options.nats_url,

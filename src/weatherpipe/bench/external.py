@@ -49,7 +49,7 @@ def api(options: BenchOptions) -> Result:
     except ImportError as exc:
         return unavailable("api", f"weatherpipe.api.bench ({exc})")
     days = options.size(30.0, 0.05, options.seconds and options.seconds / 86400)
-    with scratch_mariadb(options.mariadb_url) as url:
+    with scratch_mariadb(options.mariadb_url, options.tag) as url:
         outcome = api_bench.run(url, days=days, devices=3, requests=int(options.size(200, 20)))
     timings = list(outcome.timings)
     worst = max((t.p99_ms for t in timings), default=float("nan"))
@@ -81,7 +81,7 @@ def detect_db(options: BenchOptions) -> Result:
         for i in range(per_device)
     ]
     ours, per_row = [], []
-    with scratch_mariadb(options.mariadb_url) as url:
+    with scratch_mariadb(options.mariadb_url, options.tag) as url:
         repo = Repository.from_url(url)
         try:
             for first in range(0, len(batch), 5000):

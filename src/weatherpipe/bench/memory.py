@@ -34,7 +34,10 @@ def ingest_memory(options: BenchOptions) -> Result:
     tenth of the run: pools, caches and the first batches are in place by then)."""
     devices = int(options.size(5000, 500, options.devices))
     seconds = options.size(600.0, 30.0, options.seconds)
-    with scratch_mariadb(options.mariadb_url) as url, scratch_stream(options.nats_url) as topic:
+    with (
+        scratch_mariadb(options.mariadb_url, options.tag) as url,
+        scratch_stream(options.nats_url) as topic,
+    ):
         env = {
             "WEATHERPIPE_DATABASE_URL": url,
             "WEATHERPIPE_BUS_URL": options.nats_url,
