@@ -33,7 +33,7 @@ class DetectStats:
 
 Row = tuple[int, datetime, float, datetime]
 # How long a stored reading waits for older ones still in other ingest processes' hands.
-SETTLE_SECONDS = 2.0
+SETTLE_SECONDS = 1.5
 
 
 def settled(rows: list[Row], now: datetime, settle_seconds: float) -> list[Row]:
@@ -91,7 +91,7 @@ class DetectionJob:
         if self._cursors is None:
             self._cursors = self._load()
         scored = 0
-        for device_id in self.repo.device_ids():
+        for device_id, last_seen in self.repo.devices_last_seen().items():
             if stop is not None and stop.is_set():
                 break
             cursor = self._cursors.get(device_id)
@@ -99,6 +99,8 @@ class DetectionJob:
                 cursor = self._cursors[device_id] = _Cursor(
                     create_detector(self.detector_name), None
                 )
+            if cursor.last_ts is not None and cursor.last_ts >= last_seen:
+                continue  # nothing newer than what this device's detector has seen
             scored += self._advance(device_id, cursor, stop)
         self.stats.passes += 1
         return scored

@@ -585,6 +585,11 @@ class Repository:
     def device_ids(self) -> list[str]:
         return list(self._run(lambda conn: conn.execute(select(devices.c.id)).scalars().all()))
 
+    def devices_last_seen(self) -> dict[str, datetime]:
+        """Each device's newest reading time, in one query (the detector skips idle devices)."""
+        rows = self._run(lambda conn: conn.execute(select(devices.c.id, devices.c.last_seen)).all())
+        return {device_id: aware(last_seen) for device_id, last_seen in rows}
+
     def detector_states(self, detector: str) -> dict[str, tuple[datetime, bytes]]:
         query = select(detector_state).where(detector_state.c.detector == detector)
         return {
