@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from weatherpipe.testing import in_ci, server_missing
+from tests.conftest import require
+from weatherpipe.testing import in_ci
 
 from .harness import (
     MARIADB_INSTALL,
@@ -27,16 +28,6 @@ from .harness import (
 SHARED_NATS = "nats://127.0.0.1:4222"
 
 StartStage = Callable[..., Stage]
-
-
-def require(name: str, host: str, port: int) -> None:
-    """Skip loudly on a laptop, fail under CI=true, when a shared server does not answer."""
-    reason = server_missing(name, host, port)
-    if reason is None:
-        return
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: a missing server is a failure)")
-    pytest.skip(f"SKIPPED LOUDLY: {reason}")
 
 
 def need_tool(path: str) -> None:

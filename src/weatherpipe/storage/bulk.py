@@ -114,8 +114,8 @@ def write_readings(conn: Connection, batch: Iterable[Reading], received: datetim
         t = number(r.temperature)
         seq = "NULL" if r.seq is None else str(int(r.seq))
         rows.append(f"({device},'{ts}',{t},{lat},{lon},{seq},{received_sql})")
-        _fold(minutes, (device, ts[:16]), r.temperature)
-        _fold(days, (device, ts[:10]), r.temperature)
+        fold(minutes, (device, ts[:16]), r.temperature)
+        fold(days, (device, ts[:10]), r.temperature)
         _span(seen, device, ts, lat, lon)
     _send(conn, _READINGS, rows)
     _send(conn, _MINUTE, _minute_rows(minutes), _ROLLUP_UPDATE)
@@ -152,7 +152,8 @@ def write_scores(
     conn.exec_driver_sql(_APPLY_SCORES.format(detector=quote(detector)), execution_options=options)
 
 
-def _fold(acc: dict[tuple[str, str], list[float]], key: tuple[str, str], value: float) -> None:
+def fold(acc: dict[Any, list[float]], key: Any, value: float) -> None:
+    """Add `value` into the (count, min, max, sum) kept under `key`: one rollup cell."""
     agg = acc.get(key)
     if agg is None:
         acc[key] = [1, value, value, value]
@@ -235,8 +236,8 @@ def write_readings_sqlite(conn: Connection, batch: Iterable[Reading], received: 
         if ts is None:
             ts = stamps[r.ts] = sqlite_stamp(r.ts)
         rows.append((r.device_id, ts, r.temperature, r.latitude, r.longitude, r.seq, received_text))
-        _fold(minutes, (r.device_id, ts[:16]), r.temperature)
-        _fold(days, (r.device_id, ts[:10]), r.temperature)
+        fold(minutes, (r.device_id, ts[:16]), r.temperature)
+        fold(days, (r.device_id, ts[:10]), r.temperature)
         _span(seen, r.device_id, ts, r.latitude, r.longitude)
     conn.exec_driver_sql(_SQLITE_READINGS, rows)
     conn.exec_driver_sql(

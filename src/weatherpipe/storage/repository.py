@@ -199,8 +199,8 @@ class Repository:
         for r in batch:
             ts = naive_utc(r.ts)
             minute = ts.replace(second=0, microsecond=0)
-            _fold(minutes, (r.device_id, minute), r.temperature)
-            _fold(days, (r.device_id, minute.date()), r.temperature)
+            bulk.fold(minutes, (r.device_id, minute), r.temperature)
+            bulk.fold(days, (r.device_id, minute.date()), r.temperature)
         minute_rows = [
             {
                 "device_id": d,
@@ -729,17 +729,6 @@ class Repository:
         return self._rows(
             select(detector_state.c.device_id, detector_state.c.detector, detector_state.c.last_ts)
         )
-
-
-def _fold(acc: dict[Any, list[float]], key: Any, value: float) -> None:
-    agg = acc.get(key)
-    if agg is None:
-        acc[key] = [1, value, value, value]
-    else:
-        agg[0] += 1
-        agg[1] = min(agg[1], value)
-        agg[2] = max(agg[2], value)
-        agg[3] += value
 
 
 def _reading_row(r: Reading, received: datetime) -> dict[str, Any]:
