@@ -23,7 +23,7 @@ from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
-from weatherpipe.errors import BusUnavailable
+from weatherpipe.errors import BusUnavailable, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, stop_on_signals
 from weatherpipe.reading import decode, format_ts
@@ -188,6 +188,11 @@ async def run_pipeline(
             with contextlib.suppress(Exception):
                 await task
         await asyncio.to_thread(repo.record_injected, sensors.take_truth())
+        # Ingest has stored its last batch and nothing else writes here, so nothing is in
+        # flight: one last pass scores every reading, not only the settled ones.
+        detect.settle_seconds = 0.0
+        with contextlib.suppress(StorageUnavailable):
+            await asyncio.to_thread(detect.run_once)
         api.stop()
         await bus.close()
         repo.close()
