@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         "default", description="Anomaly detector name (see `weatherpipe detectors`)."
     )
     detect_interval: float = Field(
-        1.0, gt=0, le=3600, description="Seconds between detection passes over new readings."
+        0.5, gt=0, le=3600, description="Seconds between detection passes over new readings."
     )
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")

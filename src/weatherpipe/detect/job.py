@@ -33,7 +33,7 @@ class DetectStats:
 
 Row = tuple[int, datetime, float, datetime]
 # How long a stored reading waits for older ones still in other ingest processes' hands.
-SETTLE_SECONDS = 1.5
+SETTLE_SECONDS = 1.0
 
 
 def settled(rows: list[Row], now: datetime, settle_seconds: float) -> list[Row]:
