@@ -145,6 +145,17 @@ def scratch_stream(nats_url: str) -> Iterator[str]:
         asyncio.run(delete())
 
 
+def stage_env(database_url: str, nats_url: str, topic: str, prefix: str) -> dict[str, str]:
+    """The variables of a `weatherpipe` stage process on this run's database and stream, with
+    a fresh durable consumer of its own."""
+    return {
+        "WEATHERPIPE_DATABASE_URL": database_url,
+        "WEATHERPIPE_BUS_URL": nats_url,
+        "WEATHERPIPE_TOPIC": topic,
+        "WEATHERPIPE_SUBSCRIPTION": new_subscription(nats_url, topic, prefix),
+    }
+
+
 def new_subscription(nats_url: str, topic: str, prefix: str) -> str:
     """A fresh durable consumer on `topic` that starts at the stream's first message."""
     from weatherpipe.bus.nats import NatsBus

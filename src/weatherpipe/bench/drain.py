@@ -21,11 +21,11 @@ from weatherpipe.bench.base import (
     Result,
     fleet_payloads,
     median,
-    new_subscription,
     publish_all,
     scratch_mariadb,
     scratch_name,
     scratch_stream,
+    stage_env,
 )
 from weatherpipe.reading import decode
 from weatherpipe.storage.tables import readings_daily
@@ -97,12 +97,7 @@ def drain_rate(
     """Readings/s of `processes` x `weatherpipe ingest` draining a backlog from a fresh durable
     consumer: stored-count growth from the first poll that sees rows to the one that sees all
     (so process start-up is not counted; the daily rollup's sum is the stored count)."""
-    env = {
-        "WEATHERPIPE_DATABASE_URL": database_url,
-        "WEATHERPIPE_BUS_URL": options.nats_url,
-        "WEATHERPIPE_TOPIC": topic,
-        "WEATHERPIPE_SUBSCRIPTION": new_subscription(options.nats_url, topic, "drain"),
-    }
+    env = stage_env(database_url, options.nats_url, topic, "drain")
     engine = create_engine(database_url)
     query = select(func.coalesce(func.sum(readings_daily.c.n), 0))
     try:

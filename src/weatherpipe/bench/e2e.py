@@ -14,10 +14,10 @@ from weatherpipe.bench.base import (
     BenchOptions,
     Processes,
     Result,
-    new_subscription,
     percentile,
     scratch_mariadb,
     scratch_stream,
+    stage_env,
 )
 from weatherpipe.bench.sensors import run_fleet
 from weatherpipe.storage.tables import detector_state, devices, readings
@@ -84,12 +84,7 @@ def end_to_end(options: BenchOptions) -> Result:
         scratch_mariadb(options.mariadb_url, options.tag) as url,
         scratch_stream(options.nats_url) as topic,
     ):
-        env = {
-            "WEATHERPIPE_DATABASE_URL": url,
-            "WEATHERPIPE_BUS_URL": options.nats_url,
-            "WEATHERPIPE_TOPIC": topic,
-            "WEATHERPIPE_SUBSCRIPTION": new_subscription(options.nats_url, topic, "e2e"),
-        }
+        env = stage_env(url, options.nats_url, topic, "e2e")
         engine = create_engine(url)
         try:
             with Processes() as children:

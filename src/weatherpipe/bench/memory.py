@@ -10,9 +10,9 @@ from weatherpipe.bench.base import (
     BenchOptions,
     Processes,
     Result,
-    new_subscription,
     scratch_mariadb,
     scratch_stream,
+    stage_env,
 )
 from weatherpipe.bench.sensors import run_fleet
 
@@ -38,12 +38,7 @@ def ingest_memory(options: BenchOptions) -> Result:
         scratch_mariadb(options.mariadb_url, options.tag) as url,
         scratch_stream(options.nats_url) as topic,
     ):
-        env = {
-            "WEATHERPIPE_DATABASE_URL": url,
-            "WEATHERPIPE_BUS_URL": options.nats_url,
-            "WEATHERPIPE_TOPIC": topic,
-            "WEATHERPIPE_SUBSCRIPTION": new_subscription(options.nats_url, topic, "memory"),
-        }
+        env = stage_env(url, options.nats_url, topic, "memory")
         with Processes() as children:
             child = children.start(["ingest"], env)
             samples = asyncio.run(_load(options, topic, devices, seconds, child.pid, children))
