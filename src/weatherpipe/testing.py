@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from weatherpipe.reading import Reading
@@ -31,10 +30,6 @@ def series(
 ) -> list[Reading]:
     """One reading per second with the given temperatures."""
     return [make_reading(device_id, i, v, start=start, seq=i) for i, v in enumerate(values)]
-
-
-def random_device() -> str:
-    return str(uuid.uuid4())
 
 
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:

@@ -406,20 +406,6 @@ class Repository:
             .limit(limit)
         )
 
-    def minute_rollups(
-        self, device_id: str, start: datetime, end: datetime
-    ) -> list[dict[str, Any]]:
-        query = (
-            select(readings_minute)
-            .where(
-                readings_minute.c.device_id == device_id,
-                readings_minute.c.minute >= naive_utc(start),
-                readings_minute.c.minute < naive_utc(end),
-            )
-            .order_by(readings_minute.c.minute)
-        )
-        return self._rows(query)
-
     def series(
         self, device_id: str, start: datetime, end: datetime, resolution: str
     ) -> list[dict[str, Any]]:
