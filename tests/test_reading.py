@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from weatherpipe.errors import DecodeError
-from weatherpipe.reading import Reading, decode, encode, format_ts
-from weatherpipe.testing import DEVICE_A
+from weatherpipe.reading import Reading, decode, decode_many, encode, format_ts
+from weatherpipe.testing import DEVICE_A, DEVICE_B
 
 VALID = {
     "v": 1,
@@ -89,3 +91,87 @@ def test_infinite_temperature_is_refused() -> None:
     # A huge exponent would parse as inf; the decoder refuses it.
     with pytest.raises(DecodeError, match="infinity"):
         decode(body().replace(b"21.37", b"1e999"))
+
+
+# decode_many must answer exactly as decode does, message by message: its fast path only skips
+# work for messages in the sensors' own form. Each message is a valid one with up to two fields
+# swapped for odd (still valid) or wrong values.
+_VALID_FIELDS = {
+    "v": st.just(1),
+    "device_id": st.sampled_from([DEVICE_A, DEVICE_B]),
+    "ts": st.sampled_from(["2026-11-28T01:02:03.456Z", "2026-11-28T01:02:04.000Z"]),
+    "temperature": st.floats(-273.15, 1e6),
+    "latitude": st.floats(-90, 90),
+    "longitude": st.floats(-180, 180),
+    "seq": st.one_of(st.none(), st.integers(0, 2**63)),
+}
+_ODD_VALUES = {
+    "v": st.sampled_from([2, 1.0, True, "1", None, ...]),
+    "device_id": st.sampled_from(
+        [DEVICE_A.upper(), DEVICE_A.replace("-", ""), "not-a-uuid", 7, None, [], ...]
+    ),
+    "ts": st.sampled_from(
+        [
+            "2026-11-28T01:02:03.456789+02:00",
+            "2026-11-28 01:02:03Z",
+            "2026-11-28T01:02:03",
+            "2026-13-28T01:02:03Z",
+            "yesterday",
+            1764291723,
+            {},
+            ...,
+        ]
+    ),
+    "temperature": st.one_of(
+        st.floats(-300, -273.15),
+        st.integers(-400, 400),
+        st.sampled_from([-273.16, "21.5", True, None, ...]),
+    ),
+    "latitude": st.one_of(
+        st.floats(-100, 100),
+        st.sampled_from([-90.5, -91.0, -95.0, 90.000001, 0, -90, 45, "N", None, ...]),
+    ),
+    "longitude": st.one_of(
+        st.floats(-200, 200), st.sampled_from([-180.5, -190.0, 180.1, 0, 180, None])
+    ),
+    "seq": st.one_of(st.integers(-3, -1), st.sampled_from([1.5, False, "3", 2.0])),
+}
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> bytes:
+    fields = draw(st.fixed_dictionaries(_VALID_FIELDS))
+    for name in draw(st.lists(st.sampled_from(sorted(_ODD_VALUES)), min_size=1, max_size=2)):
+        fields[name] = draw(_ODD_VALUES[name])
+    return body(**fields)
+
+
+_MESSAGES = st.one_of(
+    st.fixed_dictionaries(_VALID_FIELDS).map(lambda fields: body(**fields)),
+    _messages(),
+    st.sampled_from([b"", b"[]", b"null", b"{", b"\xff\xfe", b'{"v": 1e999}']),
+    st.just(body()).map(lambda data: data.replace(b"21.37", b"1e999")),
+    st.just(body()).map(lambda data: data + b" " * 70_000),
+)
+
+
+def _one_by_one(data: bytes) -> str:
+    try:
+        return repr(decode(data))  # repr, so 20 and 20.0 differ
+    except DecodeError as exc:
+        return exc.reason
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_MESSAGES, max_size=20))
+def test_decode_many_answers_as_decode_does(messages: list[bytes]) -> None:
+    answers = [a.reason if isinstance(a, DecodeError) else repr(a) for a in decode_many(messages)]
+    assert answers == [_one_by_one(data) for data in messages]
+
+
+def test_decode_many_parses_a_shared_timestamp_once_per_call() -> None:
+    fleet = [body(device_id=DEVICE_A), body(device_id=DEVICE_B), body(temperature=-300.0)]
+    first, second, refused = decode_many(fleet)
+    assert isinstance(first, Reading) and isinstance(second, Reading)
+    assert first.ts is second.ts
+    assert isinstance(refused, DecodeError) and "absolute zero" in refused.reason

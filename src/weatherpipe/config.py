@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(
         0.5, gt=0, le=60, description="Longest time a batch waits to fill before it is written."
     )
+    writers: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Batches ingest writes at once, each in its own transaction and connection.",
+    )
     detector: str = Field(
         "default", description="Anomaly detector name (see `weatherpipe detectors`)."
     )

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
+
+# Allocations between young-generation collections (CPython's default is 700).
+YOUNG_COLLECTION_EVERY = 20_000
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -23,3 +27,16 @@ async def pause(seconds: float, stop: asyncio.Event | None) -> None:
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def quiet_collector() -> None:
+    """Make the cyclic garbage collector cheap for a long-running stage.
+
+    Ingest allocates a few objects per reading (tens of thousands a second) and frees them
+    by reference counting; with CPython's defaults the collector still runs every 700
+    allocations and walks every object the imports made. Freezing those and collecting the
+    young generation less often gave ingest about 10% more throughput (docs/performance.md).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, 50, 100)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import orjson
 
@@ -15,13 +17,17 @@ from weatherpipe.errors import DecodeError
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 ABSOLUTE_ZERO_C = -273.15
+_LARGEST = sys.float_info.max
 REQUIRED_FIELDS = ("v", "device_id", "ts", "temperature", "latitude", "longitude")
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One temperature reading; its identity is (device_id, ts)."""
+class Reading(NamedTuple):
+    """One temperature reading; its identity is (device_id, ts).
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and made in a third of the time
+    (ingest makes tens of thousands a second).
+    """
 
     device_id: str
     ts: datetime
@@ -90,6 +96,73 @@ def decode(data: bytes) -> Reading:
         longitude=_coordinate("longitude", body["longitude"], 180.0),
         seq=_seq(body.get("seq")),
     )
+
+
+def decode_many(messages: Iterable[bytes]) -> list[Reading | DecodeError]:
+    """decode() over many messages: for each, its Reading or the DecodeError saying why not.
+
+    The answers are decode()'s own (a property test holds them equal); only the cost differs.
+    A message in the sensors' own form (float values, a canonical UUID) is checked inline, and
+    each timestamp and device id is parsed once per call: a fleet's tick shares one timestamp.
+    Anything else, valid or not, goes through decode().
+    """
+    stamps: dict[str, datetime] = {}
+    devices: set[str] = set()
+    out: list[Reading | DecodeError] = []
+    for data in messages:
+        try:
+            body = orjson.loads(data) if len(data) <= MAX_MESSAGE_BYTES else None
+        except orjson.JSONDecodeError:
+            body = None
+        if type(body) is dict:
+            version = body.get("v")
+            device = body.get("device_id")
+            ts = body.get("ts")
+            t = body.get("temperature")
+            lat = body.get("latitude")
+            lon = body.get("longitude")
+            seq = body.get("seq")
+            when = stamps.get(ts) if type(ts) is str else None
+            if (
+                type(version) is int
+                and version == SCHEMA_VERSION
+                and type(device) is str
+                and (device in devices or _known(device, devices))
+                and (when is not None or (when := _known_stamp(ts, stamps)) is not None)
+                and type(t) is float
+                and ABSOLUTE_ZERO_C <= t <= _LARGEST  # also false for nan
+                and type(lat) is float
+                and -90.0 <= lat <= 90.0
+                and type(lon) is float
+                and -180.0 <= lon <= 180.0
+                and (seq is None or (type(seq) is int and seq >= 0))
+            ):
+                out.append(Reading(device, when, t, lat, lon, seq))
+                continue
+        try:
+            out.append(decode(data))
+        except DecodeError as exc:
+            out.append(exc)
+    return out
+
+
+def _known(device: str, devices: set[str]) -> bool:
+    """Whether `device` is a canonical UUID (remembered in `devices` if so)."""
+    if _CANONICAL_UUID.fullmatch(device):
+        devices.add(device)
+        return True
+    return False
+
+
+def _known_stamp(ts: object, stamps: dict[str, datetime]) -> datetime | None:
+    """`ts` parsed (and remembered in `stamps`), or None if it is not a valid timestamp."""
+    if type(ts) is not str:
+        return None
+    try:
+        when = stamps[ts] = _timestamp(ts)
+    except DecodeError:
+        return None
+    return when
 
 
 def _number(name: str, value: object) -> float:

@@ -25,7 +25,7 @@ from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
 from weatherpipe.errors import BusUnavailable, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
-from weatherpipe.lifecycle import pause, stop_on_signals
+from weatherpipe.lifecycle import pause, quiet_collector, stop_on_signals
 from weatherpipe.reading import decode, format_ts
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
@@ -67,6 +67,7 @@ def make_ingest(
         repo,
         batch_size=settings.batch_size,
         batch_seconds=settings.batch_seconds,
+        writers=settings.writers,
         verifier=Verifier(keys) if keys else None,
         on_batch=metrics.on_batch if metrics else None,
     )
@@ -94,6 +95,7 @@ async def run_ingest(
     With `metrics_port`, Prometheus metrics are served at http://API_HOST:PORT/metrics.
     """
     stop = stop or stop_on_signals()
+    quiet_collector()
     repo = open_repository(settings)
     metrics = Metrics() if metrics_port is not None else None
     server = metrics.serve(metrics_port, settings.api_host) if metrics and metrics_port else None
@@ -164,6 +166,7 @@ async def run_pipeline(
 ) -> None:
     """`weatherpipe up`: sensors, ingest, detection and the API in one process."""
     stop = stop or stop_on_signals()
+    quiet_collector()
     repo = open_repository(settings)
     bus = open_bus(settings)
     await bus.connect()

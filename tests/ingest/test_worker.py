@@ -137,3 +137,25 @@ def test_batches_are_bounded_by_size(sqlite_repo: Repository, batch_size: int) -
     worker = asyncio.run(scenario())
     assert worker.stats.stored == 50
     assert worker.stats.batches >= -(-50 // batch_size)
+
+
+def test_concurrent_writers_store_each_reading_once(repo: Repository) -> None:
+    # Small batches written three at a time, with every tenth reading sent again a little
+    # later: copies race their originals in concurrent transactions.
+    readings = series([float(i % 17) for i in range(600)])
+    copies = readings[::10]
+
+    async def scenario() -> IngestWorker:
+        async with create_bus("memory://") as bus:
+            for i, r in enumerate(readings):
+                await bus.publish(encode(r))
+                if i % 10 == 5:
+                    await bus.publish(encode(copies[i // 10]))
+            return await drain(bus, repo, batch_size=25, writers=3)
+
+    worker = asyncio.run(scenario())
+    assert count(repo, "readings") == len(readings)
+    assert (worker.stats.stored, worker.stats.duplicates) == (len(readings), len(copies))
+    with repo.engine.connect() as conn:
+        rolled = conn.execute(text("SELECT SUM(n) FROM readings_daily")).scalar_one()
+    assert int(rolled) == len(readings)

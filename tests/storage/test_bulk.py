@@ -71,3 +71,15 @@ def test_non_finite_numbers_are_refused_not_rendered() -> None:
     with pytest.raises(ValueError, match="non-finite"):
         bulk.number(float("nan"))
     assert bulk.number(21.37) == "21.37"
+
+
+def test_a_moving_device_is_placed_where_its_latest_reading_was(repo: Repository) -> None:
+    start = datetime(2026, 11, 28, 10, 59, 58, tzinfo=UTC)
+    path = [(s, 50.0 + s, 8.0 - s) for s in range(5)]  # crosses a minute boundary
+    batch = [
+        Reading(DEVICE_A, start + timedelta(seconds=s), 20.0, lat, lon, s) for s, lat, lon in path
+    ]
+    repo.store_batch([batch[3], batch[4], batch[0], batch[2], batch[1]])  # out of order
+    device = next(d for d in repo.devices() if d["device_id"] == DEVICE_A)
+    assert (device["first_seen"], device["last_seen"]) == (start, start + timedelta(seconds=4))
+    assert (device["latitude"], device["longitude"]) == (54.0, 4.0)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from weatherpipe.bus.base import Bus, Message
 from weatherpipe.errors import BusError, BusUnavailable, DecodeError, StorageUnavailable
 from weatherpipe.lifecycle import pause
-from weatherpipe.reading import Reading, decode
+from weatherpipe.reading import Reading, decode_many
 from weatherpipe.storage.repository import BatchResult, DeadLetter, Repository
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class IngestWorker:
         *,
         batch_size: int = 2000,
         batch_seconds: float = 0.5,
+        writers: int = 1,
         verifier: Verifier | None = None,
         on_batch: Callable[[BatchResult, float], None] | None = None,
     ) -> None:
@@ -51,16 +52,18 @@ class IngestWorker:
         self.batch_seconds = batch_seconds
         self.verifier = verifier
         self.on_batch = on_batch
+        self.writers = writers
         self.stats = IngestStats()
 
     async def run(self, stop: asyncio.Event) -> IngestStats:
-        """Work until `stop` is set; the batch in hand is always stored and acked first.
+        """Work until `stop` is set; the batches in hand are always stored and acked first.
 
-        Two batches overlap: while one is written (in a thread, waiting on the database) the
-        next is pulled and decoded. Each is still acked only after its own commit.
+        Batches overlap: while up to `writers` are written (each in a thread and a transaction
+        of its own, waiting on the database) the next is pulled and decoded. Each is acked
+        only after its own commit, so they may commit in any order.
         """
         backoff = 0.1
-        storing: asyncio.Task[None] | None = None
+        storing: set[asyncio.Task[None]] = set()
         try:
             while not stop.is_set():
                 try:
@@ -72,14 +75,13 @@ class IngestWorker:
                     continue
                 backoff = 0.1
                 split = self.split(messages) if messages else None
-                if storing is not None:
-                    await storing
-                    storing = None
+                while len(storing) >= self.writers:
+                    _, storing = await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
                 if split is not None:
-                    storing = asyncio.create_task(self._store(messages, *split, stop))
+                    storing.add(asyncio.create_task(self._store(messages, *split, stop)))
         finally:
-            if storing is not None:
-                await storing
+            if storing:
+                await asyncio.gather(*storing)
         return self.stats
 
     async def _collect(self, stop: asyncio.Event) -> list[Message]:
@@ -105,15 +107,21 @@ class IngestWorker:
         """Readings, and dead letters for every message that is not one (with the reason)."""
         good: list[Reading] = []
         dead: list[DeadLetter] = []
-        for message in messages:
-            refusal = self.verifier(message) if self.verifier else None
-            if refusal is not None:
-                dead.append(DeadLetter(message.data, refusal, message.attributes))
-                continue
-            try:
-                good.append(decode(message.data))
-            except DecodeError as exc:
-                dead.append(DeadLetter(message.data, exc.reason, message.attributes))
+        accepted = messages
+        if self.verifier is not None:
+            accepted = []
+            for message in messages:
+                refusal = self.verifier(message)
+                if refusal is None:
+                    accepted.append(message)
+                else:
+                    dead.append(DeadLetter(message.data, refusal, message.attributes))
+        decoded = decode_many([message.data for message in accepted])
+        for message, result in zip(accepted, decoded, strict=True):
+            if isinstance(result, DecodeError):
+                dead.append(DeadLetter(message.data, result.reason, message.attributes))
+            else:
+                good.append(result)
         return good, dead
 
     async def handle(self, messages: list[Message], stop: asyncio.Event) -> None:

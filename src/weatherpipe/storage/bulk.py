@@ -13,7 +13,7 @@ SQLAlchemy's per-row parameter processing; sqlite3's own executemany loops in C.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -91,37 +91,50 @@ def _send(conn: Connection, head: str, rows: Sequence[str], tail: str = "") -> N
         conn.exec_driver_sql(sql, execution_options={"no_parameters": True})
 
 
-def write_readings(conn: Connection, batch: Iterable[Reading], received: datetime) -> None:
+def write_readings(conn: Connection, batch: Sequence[Reading], received: datetime) -> None:
     """Readings, their minute and daily rollups and the devices they touch, in `conn`'s
     transaction: plain multi-row INSERTs, so a stored key raises IntegrityError."""
-    received_sql = f"'{stamp(received)}'"
-    rows: list[str] = []
-    minutes: dict[tuple[str, str], list[float]] = {}
-    days: dict[tuple[str, str], list[float]] = {}
-    seen: dict[str, list[str]] = {}
-    # A fleet's readings share timestamps and each device its place: render each once.
-    stamps: dict[datetime, str] = {}
-    places: dict[tuple[str, float, float], tuple[str, str, str]] = {}
-    for r in batch:
-        place = places.get((r.device_id, r.latitude, r.longitude))
-        if place is None:
-            place = (quote(r.device_id), number(r.latitude), number(r.longitude))
-            places[(r.device_id, r.latitude, r.longitude)] = place
-        device, lat, lon = place
-        ts = stamps.get(r.ts)
-        if ts is None:
-            ts = stamps[r.ts] = stamp(r.ts)
-        t = number(r.temperature)
-        seq = "NULL" if r.seq is None else str(int(r.seq))
-        rows.append(f"({device},'{ts}',{t},{lat},{lon},{seq},{received_sql})")
-        fold(minutes, (device, ts[:16]), r.temperature)
-        fold(days, (device, ts[:10]), r.temperature)
-        _span(seen, device, ts, lat, lon)
+    received_sql = stamp(received)
+    texts = _stamped(batch, stamp)
+    # A fleet's readings share timestamps and each device its id: render each once.
+    ids = {device: quote(device) for device in {r.device_id for r in batch}}
+    rows = [
+        f"({ids[r.device_id]},'{ts}',{number(r.temperature)},{number(r.latitude)},"
+        f"{number(r.longitude)},{'NULL' if r.seq is None else int(r.seq)},'{received_sql}')"
+        for r, ts in zip(batch, texts, strict=True)
+    ]
     _send(conn, _READINGS, rows)
-    _send(conn, _MINUTE, _minute_rows(minutes), _ROLLUP_UPDATE)
-    _send(conn, _DAILY, _day_rows(days), _ROLLUP_UPDATE)
-    device_rows = [f"({d},NULL,{a[2]},{a[3]},'{a[0]}','{a[1]}')" for d, a in sorted(seen.items())]
-    _send(conn, _DEVICES, device_rows, _DEVICES_UPDATE)
+    minutes = _minute_cells(batch, texts)
+    days, spans = _days_and_spans(minutes)
+    # Sorted, so two ingest processes lock rollup rows in the same order (no deadlock cycles).
+    _send(
+        conn,
+        _MINUTE,
+        [
+            f"({ids[d]},'{m}:00',{c[0]},{number(c[1])},{number(c[2])},{number(c[3])})"
+            for (d, m), c in sorted(minutes.items())
+        ],
+        _ROLLUP_UPDATE,
+    )
+    _send(
+        conn,
+        _DAILY,
+        [
+            f"({ids[d]},'{day}',{day[:4]},{int(day[5:7])},{int(day[8:10])},{c[0]},"
+            f"{number(c[1])},{number(c[2])},{number(c[3])})"
+            for (d, day), c in sorted(days.items())
+        ],
+        _ROLLUP_UPDATE,
+    )
+    _send(
+        conn,
+        _DEVICES,
+        [
+            f"({ids[d]},NULL,{number(s[2])},{number(s[3])},'{s[0]}','{s[1]}')"
+            for d, s in sorted(spans.items())
+        ],
+        _DEVICES_UPDATE,
+    )
 
 
 def write_scores(
@@ -152,43 +165,62 @@ def write_scores(
     conn.exec_driver_sql(_APPLY_SCORES.format(detector=quote(detector)), execution_options=options)
 
 
-def fold(acc: dict[Any, list[float]], key: Any, value: float) -> None:
-    """Add `value` into the (count, min, max, sum) kept under `key`: one rollup cell."""
-    agg = acc.get(key)
-    if agg is None:
-        acc[key] = [1, value, value, value]
-    else:
-        agg[0] += 1
-        agg[1] = min(agg[1], value)
-        agg[2] = max(agg[2], value)
-        agg[3] += value
+def _stamped(batch: Sequence[Reading], render: Callable[[datetime], str]) -> list[str]:
+    """Each reading's timestamp as text; each distinct instant is rendered once."""
+    cache: dict[datetime, str] = {}
+    return [cache.get(r.ts) or cache.setdefault(r.ts, render(r.ts)) for r in batch]
 
 
-def _span(seen: dict[str, list[Any]], device: str, ts: str, lat: Any, lon: Any) -> None:
-    """First and last timestamp of a device in the batch, and its location at the last one."""
-    span = seen.get(device)
-    if span is None:
-        seen[device] = [ts, ts, lat, lon]
-        return
-    span[0] = min(span[0], ts)
-    if ts > span[1]:  # same-width ISO strings compare like the instants they name
-        span[1], span[2], span[3] = ts, lat, lon
+def _minute_cells(
+    batch: Sequence[Reading], texts: Sequence[str]
+) -> dict[tuple[str, str], list[Any]]:
+    """Per (device, minute): count, min, max and sum of temperature, the first and last
+    timestamp, and the device's place at the last one. Every later figure derives from these."""
+    cells: dict[tuple[str, str], list[Any]] = {}
+    for r, ts in zip(batch, texts, strict=True):
+        t = r.temperature
+        key = (r.device_id, ts[:16])
+        cell = cells.get(key)
+        if cell is None:
+            cells[key] = [1, t, t, t, ts, ts, r.latitude, r.longitude]
+            continue
+        cell[0] += 1
+        if t < cell[1]:
+            cell[1] = t
+        if t > cell[2]:
+            cell[2] = t
+        cell[3] += t
+        if ts < cell[4]:  # same-width ISO strings compare like the instants they name
+            cell[4] = ts
+        if ts > cell[5]:
+            cell[5], cell[6], cell[7] = ts, r.latitude, r.longitude
+    return cells
 
 
-def _minute_rows(minutes: dict[tuple[str, str], list[float]]) -> list[str]:
-    # Sorted, so two ingest processes lock rollup rows in the same order (no deadlock cycles).
-    return [
-        f"({d},'{m}:00',{int(a[0])},{number(a[1])},{number(a[2])},{number(a[3])})"
-        for (d, m), a in sorted(minutes.items())
-    ]
-
-
-def _day_rows(days: dict[tuple[str, str], list[float]]) -> list[str]:
-    return [
-        f"({d},'{day}',{int(day[:4])},{int(day[5:7])},{int(day[8:10])},{int(a[0])},"
-        f"{number(a[1])},{number(a[2])},{number(a[3])})"
-        for (d, day), a in sorted(days.items())
-    ]
+def _days_and_spans(
+    minutes: dict[tuple[str, str], list[Any]],
+) -> tuple[dict[tuple[str, str], list[Any]], dict[str, list[Any]]]:
+    """Daily cells (count, min, max, sum) and each device's first and last timestamp with its
+    place at the last, folded from the minute cells."""
+    days: dict[tuple[str, str], list[Any]] = {}
+    spans: dict[str, list[Any]] = {}
+    for (device, minute), (n, low, high, total, first, last, lat, lon) in minutes.items():
+        day = days.get((device, minute[:10]))
+        if day is None:
+            days[(device, minute[:10])] = [n, low, high, total]
+        else:
+            day[0] += n
+            day[1] = min(day[1], low)
+            day[2] = max(day[2], high)
+            day[3] += total
+        span = spans.get(device)
+        if span is None:
+            spans[device] = [first, last, lat, lon]
+            continue
+        span[0] = min(span[0], first)
+        if last > span[1]:
+            span[1], span[2], span[3] = last, lat, lon
+    return days, spans
 
 
 _SQLITE_READINGS = (
@@ -223,37 +255,30 @@ def sqlite_stamp(ts: datetime) -> str:
     return ts.isoformat(" ", "microseconds")
 
 
-def write_readings_sqlite(conn: Connection, batch: Iterable[Reading], received: datetime) -> None:
+def write_readings_sqlite(conn: Connection, batch: Sequence[Reading], received: datetime) -> None:
     """The same writes as write_readings, for SQLite, in `conn`'s transaction."""
     received_text = sqlite_stamp(received)
-    rows: list[tuple[object, ...]] = []
-    minutes: dict[tuple[str, str], list[float]] = {}
-    days: dict[tuple[str, str], list[float]] = {}
-    seen: dict[str, list[Any]] = {}
-    stamps: dict[datetime, str] = {}
-    for r in batch:
-        ts = stamps.get(r.ts)
-        if ts is None:
-            ts = stamps[r.ts] = sqlite_stamp(r.ts)
-        rows.append((r.device_id, ts, r.temperature, r.latitude, r.longitude, r.seq, received_text))
-        fold(minutes, (r.device_id, ts[:16]), r.temperature)
-        fold(days, (r.device_id, ts[:10]), r.temperature)
-        _span(seen, r.device_id, ts, r.latitude, r.longitude)
-    conn.exec_driver_sql(_SQLITE_READINGS, rows)
+    texts = _stamped(batch, sqlite_stamp)
+    conn.exec_driver_sql(
+        _SQLITE_READINGS,
+        [
+            (r.device_id, ts, r.temperature, r.latitude, r.longitude, r.seq, received_text)
+            for r, ts in zip(batch, texts, strict=True)
+        ],
+    )
+    minutes = _minute_cells(batch, texts)
+    days, spans = _days_and_spans(minutes)
     conn.exec_driver_sql(
         _SQLITE_MINUTE,
-        [
-            (d, f"{m}:00.000000", int(a[0]), a[1], a[2], a[3])
-            for (d, m), a in sorted(minutes.items())
-        ],
+        [(d, f"{m}:00.000000", *c[:4]) for (d, m), c in sorted(minutes.items())],
     )
     conn.exec_driver_sql(
         _SQLITE_DAILY,
         [
-            (d, day, int(day[:4]), int(day[5:7]), int(day[8:10]), int(a[0]), a[1], a[2], a[3])
-            for (d, day), a in sorted(days.items())
+            (d, day, int(day[:4]), int(day[5:7]), int(day[8:10]), *c)
+            for (d, day), c in sorted(days.items())
         ],
     )
     conn.exec_driver_sql(
-        _SQLITE_DEVICES, [(d, a[2], a[3], a[0], a[1]) for d, a in sorted(seen.items())]
+        _SQLITE_DEVICES, [(d, s[2], s[3], s[0], s[1]) for d, s in sorted(spans.items())]
     )

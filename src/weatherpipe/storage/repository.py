@@ -145,14 +145,16 @@ class Repository:
         the rollups count each reading exactly once, even with several ingest processes.
         """
         received = naive_utc(received_at or datetime.now(UTC))
-        unique = list({r.key: r for r in reversed(batch)}.values())[::-1]
         for attempt in range(RETRIES):
+            # The first attempt writes the batch as it is; a key it repeats, or one stored
+            # already, fails it, and the next attempts drop those keys first.
+            retry = attempt > 0
             write = functools.partial(
                 self._write_batch,
-                batch=unique,
+                batch=_distinct(batch) if retry else list(batch),
                 dead=dead,
                 received=received,
-                check_existing=attempt > 0,
+                check_existing=retry,
             )
             try:
                 fresh = self._run(write)
@@ -199,8 +201,8 @@ class Repository:
         for r in batch:
             ts = naive_utc(r.ts)
             minute = ts.replace(second=0, microsecond=0)
-            bulk.fold(minutes, (r.device_id, minute), r.temperature)
-            bulk.fold(days, (r.device_id, minute.date()), r.temperature)
+            _fold(minutes, (r.device_id, minute), r.temperature)
+            _fold(days, (r.device_id, minute.date()), r.temperature)
         minute_rows = [
             {
                 "device_id": d,
@@ -715,6 +717,23 @@ class Repository:
         return self._rows(
             select(detector_state.c.device_id, detector_state.c.detector, detector_state.c.last_ts)
         )
+
+
+def _distinct(batch: Sequence[Reading]) -> list[Reading]:
+    """The batch with each key once (its first reading), in order."""
+    return list({r.key: r for r in reversed(batch)}.values())[::-1]
+
+
+def _fold(acc: dict[Any, list[float]], key: Any, value: float) -> None:
+    """Add `value` into the (count, min, max, sum) kept under `key`: one rollup cell."""
+    agg = acc.get(key)
+    if agg is None:
+        acc[key] = [1, value, value, value]
+    else:
+        agg[0] += 1
+        agg[1] = min(agg[1], value)
+        agg[2] = max(agg[2], value)
+        agg[3] += value
 
 
 def _reading_row(r: Reading, received: datetime) -> dict[str, Any]:
