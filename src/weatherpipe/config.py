@@ -33,7 +33,7 @@ class Settings(BaseSettings):
         "weather_sub", description="Subscription (durable consumer) ingest pulls from."
     )
     batch_size: int = Field(
-        5000, ge=1, le=100_000, description="Most readings per insert batch (one transaction)."
+        20_000, ge=1, le=100_000, description="Most readings per insert batch (one transaction)."
     )
     batch_seconds: float = Field(
         0.5, gt=0, le=60, description="Longest time a batch waits to fill before it is written."
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         2,
         ge=1,
         le=8,
-        description="Batches ingest writes at once, each in its own transaction and connection.",
+        description="Batches ingest writes at once, each in its own transaction (SQLite: 1).",
     )
     detector: str = Field(
         "default", description="Anomaly detector name (see `weatherpipe detectors`)."

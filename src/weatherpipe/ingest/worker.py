@@ -12,7 +12,7 @@ from weatherpipe.bus.base import Bus, Message
 from weatherpipe.errors import BusError, BusUnavailable, DecodeError, StorageUnavailable
 from weatherpipe.lifecycle import pause
 from weatherpipe.reading import Reading, decode_many
-from weatherpipe.storage.repository import BatchResult, DeadLetter, Repository
+from weatherpipe.storage.repository import BatchResult, DeadLetter, Prepared, Repository
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
@@ -59,8 +59,8 @@ class IngestWorker:
         """Work until `stop` is set; the batches in hand are always stored and acked first.
 
         Batches overlap: while up to `writers` are written (each in a thread and a transaction
-        of its own, waiting on the database) the next is pulled and decoded. Each is acked
-        only after its own commit, so they may commit in any order.
+        of its own, waiting on the database) the next is pulled, decoded and rendered. Each is
+        acked only after its own commit, so they may commit in any order.
         """
         backoff = 0.1
         storing: set[asyncio.Task[None]] = set()
@@ -74,11 +74,11 @@ class IngestWorker:
                     backoff = min(backoff * 2, MAX_BACKOFF)
                     continue
                 backoff = 0.1
-                split = self.split(messages) if messages else None
+                batch = self.prepare(messages) if messages else None
                 while len(storing) >= self.writers:
                     _, storing = await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
-                if split is not None:
-                    storing.add(asyncio.create_task(self._store(messages, *split, stop)))
+                if batch is not None:
+                    storing.add(asyncio.create_task(self._store(messages, *batch, stop)))
         finally:
             if storing:
                 await asyncio.gather(*storing)
@@ -124,14 +124,19 @@ class IngestWorker:
                 good.append(result)
         return good, dead
 
+    def prepare(self, messages: list[Message]) -> tuple[Prepared, list[DeadLetter]]:
+        """The batch's readings rendered for their transaction, and its dead letters."""
+        readings, dead = self.split(messages)
+        return self.repo.prepare(readings), dead
+
     async def handle(self, messages: list[Message], stop: asyncio.Event) -> None:
         """Store one batch (retrying while the database is down), then ack it."""
-        await self._store(messages, *self.split(messages), stop)
+        await self._store(messages, *self.prepare(messages), stop)
 
     async def _store(
         self,
         messages: list[Message],
-        readings: list[Reading],
+        readings: Prepared,
         dead: list[DeadLetter],
         stop: asyncio.Event,
     ) -> None:

@@ -35,6 +35,7 @@ from weatherpipe.errors import StorageError, StorageUnavailable
 from weatherpipe.reading import Reading
 from weatherpipe.storage import bulk
 from weatherpipe.storage.analyses import ANALYSES
+from weatherpipe.storage.bulk import Statement
 from weatherpipe.storage.engine import create_db_engine
 from weatherpipe.storage.tables import (
     dead_letters,
@@ -68,6 +69,15 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class Prepared:
+    """Readings and their writes, rendered (None: written through SQLAlchemy Core)."""
+
+    readings: list[Reading]
+    received: datetime
+    statements: list[Statement] | None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchResult:
     stored: int
     duplicates: int
@@ -98,6 +108,8 @@ class Repository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # Transactions that can usefully write at once: SQLite has a single writer.
+        self.max_writers = 1 if self.dialect == "sqlite" else 8
 
     @classmethod
     def from_url(cls, url: str) -> Repository:
@@ -132,57 +144,66 @@ class Repository:
 
     # -- ingest ---------------------------------------------------------------------------------
 
+    def prepare(self, batch: Sequence[Reading], received_at: datetime | None = None) -> Prepared:
+        """A batch rendered for its transaction; pure, so ingest renders one batch while the
+        previous is written. `store_batch` takes it (or plain readings)."""
+        received = naive_utc(received_at or datetime.now(UTC))
+        return Prepared(list(batch), received, self._render(batch, received))
+
+    def _render(self, batch: Sequence[Reading], received: datetime) -> list[Statement] | None:
+        if self.dialect in ("mysql", "mariadb"):
+            return bulk.render_readings(batch, received)
+        if self.dialect == "sqlite":
+            return bulk.render_readings_sqlite(batch, received)
+        return None  # the portable way, through SQLAlchemy Core
+
     def store_batch(
         self,
-        batch: Sequence[Reading],
+        batch: Sequence[Reading] | Prepared,
         dead: Sequence[DeadLetter] = (),
         received_at: datetime | None = None,
     ) -> BatchResult:
         """Store readings (each key once), dead letters and rollups in one transaction.
 
-        The fast path is a plain multi-row INSERT. If any key is already stored (a redelivery),
-        that transaction rolls back and the batch is written again without the stored keys, so
-        the rollups count each reading exactly once, even with several ingest processes.
+        The fast path is the batch as it is. If any key is in it twice or already stored (a
+        redelivery), that transaction rolls back and the batch is written again without those
+        keys, so the rollups count each reading exactly once, even with concurrent writers.
         """
-        received = naive_utc(received_at or datetime.now(UTC))
+        prepared = batch if isinstance(batch, Prepared) else self.prepare(batch, received_at)
         for attempt in range(RETRIES):
-            # The first attempt writes the batch as it is; a key it repeats, or one stored
-            # already, fails it, and the next attempts drop those keys first.
-            retry = attempt > 0
             write = functools.partial(
-                self._write_batch,
-                batch=_distinct(batch) if retry else list(batch),
-                dead=dead,
-                received=received,
-                check_existing=retry,
+                self._write_batch, prepared=prepared, dead=dead, check_existing=attempt > 0
             )
             try:
                 fresh = self._run(write)
             except IntegrityError:
                 continue
-            return BatchResult(len(fresh), len(batch) - len(fresh), len(dead))
+            total = len(prepared.readings)
+            return BatchResult(fresh, total - fresh, len(dead))
         raise StorageError("batch kept colliding with concurrent writers")
 
     def _write_batch(
         self,
         conn: Connection,
-        batch: list[Reading],
+        prepared: Prepared,
         dead: Sequence[DeadLetter],
-        received: datetime,
         check_existing: bool,
-    ) -> list[Reading]:
-        fresh = self._unseen(conn, batch) if check_existing else batch
-        if fresh and self.dialect in ("mysql", "mariadb"):
-            bulk.write_readings(conn, fresh, received)
-        elif fresh and self.dialect == "sqlite":
-            bulk.write_readings_sqlite(conn, fresh, received)
+    ) -> int:
+        """Write the batch in `conn`'s transaction; returns how many readings were new."""
+        received = prepared.received
+        fresh, statements = prepared.readings, prepared.statements
+        if check_existing:
+            fresh = self._unseen(conn, _distinct(fresh))
+            statements = self._render(fresh, received)
+        if fresh and statements is not None:
+            bulk.run(conn, statements)
         elif fresh:
             conn.execute(insert(readings), [_reading_row(r, received) for r in fresh])
             self._add_rollups(conn, fresh)
             self._touch_devices(conn, fresh)
         if dead:
             conn.execute(insert(dead_letters), [_dead_row(d, received) for d in dead])
-        return fresh
+        return len(fresh)
 
     def _unseen(self, conn: Connection, batch: list[Reading]) -> list[Reading]:
         if not batch:
