@@ -37,8 +37,13 @@ def test_sigterm_stops_ingest_after_it_stores_and_acks_the_batch_in_hand(
         [(encode(make_reading(devices[i % 10], i // 10)), None) for i in range(READINGS)]
     )
     db = Database(mariadb_url)
+    # 2,000-reading batches, so the batches in hand at the signal are well short of the backlog.
     ingest = start_stage(
-        "ingest", log="ingest", database_url=mariadb_url, **bus_settings(shared_nats)
+        "ingest",
+        log="ingest",
+        database_url=mariadb_url,
+        batch_size="2000",
+        **bus_settings(shared_nats),
     )
     wait_for(lambda: db.stored() >= 10_000, 60, "ingest in the middle of the backlog", 0.02)
 

@@ -253,19 +253,24 @@ def _sqlite_raw_rate(folder: Path, rows: Sequence[tuple[object, ...]]) -> float:
 
 
 async def _embedded_once(folder: Path, payloads: Sequence[bytes]) -> float:
+    """One drain by the ingest worker as `weatherpipe up` builds it (its default settings)."""
     from weatherpipe.bus.memory import MemoryBus
-    from weatherpipe.ingest.worker import IngestWorker
+    from weatherpipe.config import load_settings
+    from weatherpipe.lifecycle import quiet_collector
+    from weatherpipe.runner import make_ingest
     from weatherpipe.storage.engine import upgrade
     from weatherpipe.storage.repository import Repository
 
-    repo = Repository.from_url(f"sqlite:///{folder / 'weather.db'}")
+    database_url = f"sqlite:///{folder / 'weather.db'}"
+    repo = Repository.from_url(database_url)
     upgrade(repo.engine)
     bus = MemoryBus(f"memory://{scratch_name('bench')}", "readings", "ingest")
     try:
         await bus.setup()
         for payload in payloads:
             await bus.publish(payload)
-        worker = IngestWorker(bus, repo)
+        quiet_collector()
+        worker = make_ingest(load_settings(database_url=database_url), bus, repo)
         stop = asyncio.Event()
         started = time.perf_counter()
         task = asyncio.create_task(worker.run(stop))

@@ -25,10 +25,15 @@ class _Queue:
     in_flight: dict[int, tuple[float, bytes, dict[str, str]]] = field(default_factory=dict)
 
     def expire(self, now: float) -> None:
-        for msg_id, (pulled_at, data, attrs) in list(self.in_flight.items()):
-            if now - pulled_at > ACK_DEADLINE_SECONDS:
-                del self.in_flight[msg_id]
-                self.ready.appendleft((msg_id, data, attrs))
+        # in_flight is in the order messages were pulled: the oldest come first.
+        expired = []
+        for msg_id, (pulled_at, data, attrs) in self.in_flight.items():
+            if now - pulled_at <= ACK_DEADLINE_SECONDS:
+                break
+            expired.append((msg_id, data, attrs))
+        for entry in reversed(expired):
+            del self.in_flight[entry[0]]
+            self.ready.appendleft(entry)
 
 
 @dataclass

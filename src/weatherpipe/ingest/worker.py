@@ -79,6 +79,9 @@ class IngestWorker:
                     _, storing = await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
                 if batch is not None:
                     storing.add(asyncio.create_task(self._store(messages, *batch, stop)))
+                    # Let it start writing before the next batch fills: a bus with messages
+                    # ready (the in-process one) answers pulls without ever yielding.
+                    await asyncio.sleep(0)
         finally:
             if storing:
                 await asyncio.gather(*storing)
