@@ -13,7 +13,7 @@ from weatherpipe.detect import create_detector
 from weatherpipe.detect.base import Detector
 from weatherpipe.errors import StorageUnavailable
 from weatherpipe.lifecycle import pause
-from weatherpipe.storage.repository import Repository, Scored
+from weatherpipe.storage.repository import Detection, Repository, Row, Scored
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,10 @@ class DetectStats:
     passes: int = 0
 
 
-Row = tuple[int, datetime, float, datetime]
 # How long a stored reading waits for older ones still in other ingest processes' hands.
 SETTLE_SECONDS = 1.0
+# Devices whose readings are read, and whose flags and states are saved, in one transaction.
+DEVICES_PER_TRANSACTION = 500
 
 
 def settled(rows: list[Row], now: datetime, settle_seconds: float) -> list[Row]:
@@ -85,59 +86,74 @@ class DetectionJob:
     def run_once(self, stop: asyncio.Event | None = None) -> int:
         """One pass over every device; returns how many readings were scored.
 
-        A set `stop` ends the pass after the batch in hand (each batch commits with its state,
-        so the next pass resumes right there); a long backlog then cannot hold up a SIGTERM.
+        Devices with readings newer than their detector's position are read and saved in
+        groups, each group's flags and states in one transaction. A set `stop` ends the pass
+        after the group in hand (each commits with its states, so the next pass resumes right
+        there); a long backlog then cannot hold up a SIGTERM.
         """
         if self._cursors is None:
             self._cursors = self._load()
-        scored = 0
+        due = []
         for device_id, last_seen in self.repo.devices_last_seen().items():
-            if stop is not None and stop.is_set():
-                break
             cursor = self._cursors.get(device_id)
             if cursor is None:
                 cursor = self._cursors[device_id] = _Cursor(
                     create_detector(self.detector_name), None
                 )
-            if cursor.last_ts is not None and cursor.last_ts >= last_seen:
-                continue  # nothing newer than what this device's detector has seen
-            scored += self._advance(device_id, cursor, stop)
+            if cursor.last_ts is None or cursor.last_ts < last_seen:
+                due.append(device_id)  # else nothing newer than what its detector has seen
+        scored = 0
+        for first in range(0, len(due), DEVICES_PER_TRANSACTION):
+            if stop is not None and stop.is_set():
+                break
+            scored += self._advance(due[first : first + DEVICES_PER_TRANSACTION], stop)
         self.stats.passes += 1
         return scored
 
-    def _advance(self, device_id: str, cursor: _Cursor, stop: asyncio.Event | None = None) -> int:
+    def _advance(self, group: list[str], stop: asyncio.Event | None = None) -> int:
+        """Score the group's new settled readings, a page of each device at a time."""
+        assert self._cursors is not None
+        cursors = self._cursors
         total = 0
-        while stop is None or not stop.is_set():
-            fetched = self.repo.readings_after(device_id, cursor.last_ts, self.batch)
-            rows = settled(fetched, self.clock(), self.settle_seconds)
-            if not rows:
-                return total
-            before = pickle.dumps(cursor.detector)
-            verdicts = cursor.detector.process_many(
-                [row[1].timestamp() for row in rows], [row[2] for row in rows]
+        while group and (stop is None or not stop.is_set()):
+            # Pages share `batch` readings between the devices, so a backlog stays bounded.
+            limit = max(1, self.batch // len(group))
+            fetched = self.repo.readings_after_many(
+                {device: cursors[device].last_ts for device in group}, limit
             )
-            results = [
-                Scored(rid, v.score, v.is_anomaly)
-                for (rid, *_), v in zip(rows, verdicts, strict=True)
-            ]
-            try:
-                self.repo.save_detection(
-                    self.detector_name,
-                    device_id,
-                    rows[-1][1],
-                    pickle.dumps(cursor.detector),
-                    results,
+            now = self.clock()
+            passes, undo, more = [], {}, []
+            for device, page in fetched.items():
+                rows = settled(page, now, self.settle_seconds)
+                if not rows:
+                    continue
+                cursor = cursors[device]
+                undo[device] = pickle.dumps(cursor.detector)
+                verdicts = cursor.detector.process_many(
+                    [row[1].timestamp() for row in rows], [row[2] for row in rows]
                 )
+                results = [
+                    Scored(rid, v.score, v.is_anomaly)
+                    for (rid, *_), v in zip(rows, verdicts, strict=True)
+                ]
+                passes.append(
+                    Detection(device, rows[-1][1], pickle.dumps(cursor.detector), results)
+                )
+                if len(rows) == limit:
+                    more.append(device)  # a full page: there may be more
+            try:
+                if passes:
+                    self.repo.save_detections(self.detector_name, passes)
             except Exception:
-                cursor.detector = pickle.loads(before)  # the pass did not commit: undo it
+                for device, state in undo.items():  # the pass did not commit: undo it
+                    cursors[device].detector = pickle.loads(state)
                 raise
-            cursor.last_ts = rows[-1][1]
-            flagged = sum(r.is_anomaly for r in results)
-            self.stats.scored += len(rows)
-            self.stats.flagged += flagged
-            total += len(rows)
-            if len(rows) < self.batch:  # caught up, or the newest readings are not settled
-                return total
+            for done in passes:
+                cursors[done.device_id].last_ts = done.last_ts
+                self.stats.scored += len(done.results)
+                self.stats.flagged += sum(r.is_anomaly for r in done.results)
+                total += len(done.results)
+            group = more
         return total
 
     async def run(self, stop: asyncio.Event, interval: float = 1.0) -> DetectStats:

@@ -84,6 +84,20 @@ class BatchResult:
     dead: int
 
 
+# A stored reading as the detector reads it: (id, ts, temperature, received_at).
+Row = tuple[int, datetime, float, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One device's detection pass: its new position and state, and the scores it gave."""
+
+    device_id: str
+    last_ts: datetime
+    state: bytes
+    results: Sequence[Scored]
+
+
 @dataclass(frozen=True, slots=True)
 class Scored:
     """A reading's detection result, keyed by its row id."""
@@ -606,19 +620,32 @@ class Repository:
             for row in self._run(lambda conn: conn.execute(query).mappings().all())
         }
 
-    def readings_after(
-        self, device_id: str, after: datetime | None, limit: int
-    ) -> list[tuple[int, datetime, float, datetime]]:
+    def readings_after(self, device_id: str, after: datetime | None, limit: int) -> list[Row]:
         """The next readings of a device for the detector, oldest first, with when each was
         stored: (id, ts, temperature, received_at)."""
-        query = select(
-            readings.c.id, readings.c.ts, readings.c.temperature, readings.c.received_at
-        ).where(readings.c.device_id == device_id)
-        if after is not None:
-            query = query.where(readings.c.ts > naive_utc(after))
-        query = query.order_by(readings.c.ts).limit(limit)
-        rows = self._run(lambda conn: conn.execute(query).all())
-        return [(int(i), aware(ts), float(t), aware(r)) for i, ts, t, r in rows]
+        return self.readings_after_many({device_id: after}, limit)[device_id]
+
+    def readings_after_many(
+        self, cursors: Mapping[str, datetime | None], limit: int
+    ) -> dict[str, list[Row]]:
+        """readings_after for many devices (up to `limit` each) in one transaction."""
+        columns = (readings.c.id, readings.c.ts, readings.c.temperature, readings.c.received_at)
+        first = select(*columns).where(readings.c.device_id == bindparam("device"))
+        later = first.where(readings.c.ts > bindparam("after"))
+        first = first.order_by(readings.c.ts).limit(limit)
+        later = later.order_by(readings.c.ts).limit(limit)
+
+        def work(conn: Connection) -> dict[str, list[Row]]:
+            out = {}
+            for device, after in cursors.items():
+                if after is None:
+                    rows = conn.execute(first, {"device": device})
+                else:
+                    rows = conn.execute(later, {"device": device, "after": naive_utc(after)})
+                out[device] = [(int(i), aware(ts), float(t), aware(r)) for i, ts, t, r in rows]
+            return out
+
+        return self._run(work)
 
     def save_detection(
         self,
@@ -629,7 +656,22 @@ class Repository:
         results: Sequence[Scored],
     ) -> None:
         """Write scores and flags and the detector's new state in one transaction (idempotent)."""
+        self.save_detections(detector, [Detection(device_id, last_ts, state, results)])
+
+    def save_detections(self, detector: str, passes: Sequence[Detection]) -> None:
+        """save_detection for many devices, in one transaction."""
         now = naive_utc(datetime.now(UTC))
+        results = [s for p in passes for s in p.results]
+        states = [
+            {
+                "device_id": p.device_id,
+                "detector": detector,
+                "last_ts": naive_utc(p.last_ts),
+                "state": p.state,
+                "updated_at": now,
+            }
+            for p in passes
+        ]
 
         def work(conn: Connection) -> None:
             if results and self.dialect in ("mysql", "mariadb"):
@@ -650,16 +692,29 @@ class Repository:
                         for s in results
                     ],
                 )
-            key = (detector_state.c.device_id == device_id) & (
-                detector_state.c.detector == detector
-            )
-            values = {"last_ts": naive_utc(last_ts), "state": state, "updated_at": now}
-            if conn.execute(update(detector_state).where(key).values(**values)).rowcount == 0:
-                conn.execute(
-                    insert(detector_state).values(device_id=device_id, detector=detector, **values)
-                )
+            if states:
+                conn.execute(self._state_upsert(), states)
 
         self._run(work)
+
+    def _state_upsert(self) -> Any:
+        """INSERT of detector_state rows that replaces a device's stored position and state."""
+        if self.dialect in ("mysql", "mariadb"):
+            my = mysql.insert(detector_state)
+            return my.on_duplicate_key_update(
+                last_ts=my.inserted.last_ts,
+                state=my.inserted.state,
+                updated_at=my.inserted.updated_at,
+            )
+        lite = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(detector_state)
+        return lite.on_conflict_do_update(
+            index_elements=["device_id", "detector"],
+            set_={
+                "last_ts": lite.excluded.last_ts,
+                "state": lite.excluded.state,
+                "updated_at": lite.excluded.updated_at,
+            },
+        )
 
     # -- ground truth of injected anomalies -------------------------------------------------------
 
