@@ -43,7 +43,7 @@ def test_every_setting_is_described_and_documented(name: str) -> None:
     documented = (
         f"WEATHERPIPE_{name.upper()}" in readme or f"_{name.upper().split('_', 1)[-1]}" in readme
     )
-    assert documented or name in {"cors_origins", "device_keys", "spool_path", "detect_interval"}
+    assert documented or name in {"cors_origins", "device_keys", "spool_path"}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
