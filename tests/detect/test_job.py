@@ -72,3 +72,17 @@ def test_a_reading_stored_late_is_still_scored(sqlite_repo: Repository) -> None:
     clock[0] = NOW + timedelta(seconds=3)
     assert job.run_once() == 2
     assert all(score is not None for score, _ in scores(sqlite_repo))
+
+
+def test_one_pass_pages_through_a_backlog_of_many_devices(repo: Repository) -> None:
+    # Pages of 120 readings shared by 7 devices: 17 per device and page, just stored (so each
+    # page holds back its last second as unsettled), and still one pass scores all but each
+    # device's newest second, exactly once.
+    devices = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(7)]
+    start = NOW - timedelta(minutes=5)
+    for device in devices:
+        repo.store_batch(series(wave(100), start=start, device_id=device), received_at=NOW)
+    job = DetectionJob(repo, batch=120, settle_seconds=1.0, clock=lambda: NOW)
+    assert job.run_once() == 7 * 99
+    assert job.run_once() == 0
+    assert sum(score is None for score, _ in scores(repo)) == 7

@@ -139,8 +139,10 @@ class DetectionJob:
                 passes.append(
                     Detection(device, rows[-1][1], pickle.dumps(cursor.detector), results)
                 )
-                if len(rows) == limit:
-                    more.append(device)  # a full page: there may be more
+                if len(page) == limit:
+                    # A full page: there is more, and the page's last second (held back as
+                    # unsettled within the page) comes again at the head of the next one.
+                    more.append(device)
             try:
                 if passes:
                     self.repo.save_detections(self.detector_name, passes)
