@@ -11,10 +11,10 @@ from sqlalchemy import text
 
 from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
-from weatherpipe.errors import StorageUnavailable
+from weatherpipe.errors import StorageError, StorageUnavailable
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.reading import Reading, encode
-from weatherpipe.storage.repository import BatchResult, DeadLetter, Repository
+from weatherpipe.storage.repository import BatchResult, DeadLetter, Prepared, Repository
 from weatherpipe.testing import series
 
 
@@ -77,7 +77,7 @@ class FlakyRepository(Repository):
 
     def store_batch(
         self,
-        batch: Sequence[Reading],
+        batch: Sequence[Reading] | Prepared,
         dead: Sequence[DeadLetter] = (),
         received_at: datetime | None = None,
     ) -> BatchResult:
@@ -105,6 +105,27 @@ def test_nothing_is_acked_before_the_commit(repo: Repository) -> None:
 
     asyncio.run(scenario())
     assert count(repo, "readings") == 3
+
+
+class BrokenRepository(Repository):
+    """A real repository whose writes fail for good (not an outage: nothing to wait out)."""
+
+    def store_batch(self, *args: object, **kwargs: object) -> BatchResult:
+        raise StorageError("Data too long for column 'device_id'")
+
+
+def test_a_write_that_fails_for_good_stops_the_worker_unacked(repo: Repository) -> None:
+    async def scenario() -> None:
+        async with create_bus("memory://") as bus:
+            for r in series([1.0, 2.0, 3.0, 4.0]):
+                await bus.publish(encode(r))
+            worker = IngestWorker(bus, BrokenRepository(repo.engine), batch_size=2, writers=2)
+            with pytest.raises(StorageError, match="Data too long"):
+                await asyncio.wait_for(worker.run(asyncio.Event()), timeout=10)
+            assert len(bus._queue().in_flight) == 4  # type: ignore[attr-defined]
+            assert worker.stats.stored == 0
+
+    asyncio.run(scenario())
 
 
 def test_stopping_while_the_database_is_down_hands_the_batch_back(repo: Repository) -> None:

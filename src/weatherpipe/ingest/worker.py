@@ -76,15 +76,20 @@ class IngestWorker:
                 backoff = 0.1
                 batch = self.prepare(messages) if messages else None
                 while len(storing) >= self.writers:
-                    _, storing = await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
+                    done, storing = await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # a write that failed for good stops the worker
                 if batch is not None:
                     storing.add(asyncio.create_task(self._store(messages, *batch, stop)))
                     # Let it start writing before the next batch fills: a bus with messages
                     # ready (the in-process one) answers pulls without ever yielding.
                     await asyncio.sleep(0)
         finally:
-            if storing:
-                await asyncio.gather(*storing)
+            # Every batch in hand is written (or has failed) before the worker returns.
+            outcomes = await asyncio.gather(*storing, return_exceptions=True)
+            failures = [o for o in outcomes if isinstance(o, BaseException)]
+            if failures:
+                raise failures[0]
         return self.stats
 
     async def _collect(self, stop: asyncio.Event) -> list[Message]:
