@@ -67,7 +67,7 @@ def make_ingest(
         repo,
         batch_size=settings.batch_size,
         batch_seconds=settings.batch_seconds,
-        writers=min(settings.writers, repo.max_writers),
+        writers=1 if repo.dialect == "sqlite" else settings.writers,  # SQLite has one writer
         verifier=Verifier(keys) if keys else None,
         on_batch=metrics.on_batch if metrics else None,
     )

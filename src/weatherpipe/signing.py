@@ -63,9 +63,6 @@ class DeviceKeys:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def __contains__(self, device_id: object) -> bool:
-        return device_id in self._keys
-
     def __repr__(self) -> str:
         return f"DeviceKeys({len(self._keys)} devices)"
 

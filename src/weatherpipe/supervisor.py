@@ -77,7 +77,6 @@ class Child:
     stage: str
     argv: list[str]
     process: asyncio.subprocess.Process | None = None
-    restarts: int = 0
     backoff: float = FIRST_BACKOFF
     exits: list[int] = field(default_factory=list)
 
@@ -135,7 +134,6 @@ class Supervisor:
             )
             await pause(child.backoff, stop)
             child.backoff = min(child.backoff * 2, self.max_backoff)
-            child.restarts += 1
 
     async def _stop_all(self) -> None:
         running = [
@@ -158,10 +156,9 @@ class Supervisor:
         log.info("all stages stopped")
 
 
-def stage_commands(
-    stages: Sequence[str], sensor_args: Sequence[str] = (), python: str = sys.executable
-) -> dict[str, list[str]]:
+def stage_commands(stages: Sequence[str], sensor_args: Sequence[str] = ()) -> dict[str, list[str]]:
     """`python -m weatherpipe STAGE` for each stage (the sensors get their simulation options)."""
+    python = sys.executable
     return {
         stage: [python, "-m", "weatherpipe", stage, *(sensor_args if stage == "sensors" else ())]
         for stage in stages

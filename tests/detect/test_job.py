@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from weatherpipe.detect.job import DetectionJob, settled
@@ -86,3 +87,24 @@ def test_one_pass_pages_through_a_backlog_of_many_devices(repo: Repository) -> N
     assert job.run_once() == 7 * 99
     assert job.run_once() == 0
     assert sum(score is None for score, _ in scores(repo)) == 7
+
+
+def test_a_save_that_fails_leaves_the_detectors_as_last_committed(sqlite_repo: Repository) -> None:
+    readings = series(wave(600, spike_at=500), start=NOW - timedelta(days=1))
+    sqlite_repo.store_batch(readings[:300])
+    job = DetectionJob(sqlite_repo, settle_seconds=0)
+    job.run_once()
+    sqlite_repo.store_batch(readings[300:])
+    save = sqlite_repo.save_detections
+    sqlite_repo.save_detections = lambda *args: 1 / 0  # type: ignore[method-assign]
+    with pytest.raises(ZeroDivisionError):
+        job.run_once()  # the detector saw readings 300-599, then the save failed
+    sqlite_repo.save_detections = save  # type: ignore[method-assign]
+    job.run_once()
+    resumed = scores(sqlite_repo)
+
+    with sqlite_repo.engine.begin() as conn:
+        conn.execute(text("UPDATE readings SET anomaly_score = NULL, is_anomaly = NULL"))
+        conn.execute(text("DELETE FROM detector_state"))
+    DetectionJob(sqlite_repo, settle_seconds=0).run_once()
+    assert scores(sqlite_repo) == resumed

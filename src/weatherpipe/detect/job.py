@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 class _Cursor:
     detector: Detector
     last_ts: datetime | None
+    state: bytes | None = None  # the detector as last committed (None: never committed)
+
+    def rewind(self, detector_name: str) -> None:
+        """Back to the last committed detector, after a save that did not commit."""
+        self.detector = (
+            create_detector(detector_name) if self.state is None else pickle.loads(self.state)
+        )
 
 
 @dataclass
@@ -79,7 +86,7 @@ class DetectionJob:
     def _load(self) -> dict[str, _Cursor]:
         cursors = {}
         for device_id, (last_ts, state) in self.repo.detector_states(self.detector_name).items():
-            cursors[device_id] = _Cursor(pickle.loads(state), last_ts)
+            cursors[device_id] = _Cursor(pickle.loads(state), last_ts, state)
         log.info("detector %s resumes %d devices", self.detector_name, len(cursors))
         return cursors
 
@@ -122,13 +129,12 @@ class DetectionJob:
                 {device: cursors[device].last_ts for device in group}, limit
             )
             now = self.clock()
-            passes, undo, more = [], {}, []
+            passes, more = [], []
             for device, page in fetched.items():
                 rows = settled(page, now, self.settle_seconds)
                 if not rows:
                     continue
                 cursor = cursors[device]
-                undo[device] = pickle.dumps(cursor.detector)
                 verdicts = cursor.detector.process_many(
                     [row[1].timestamp() for row in rows], [row[2] for row in rows]
                 )
@@ -147,11 +153,12 @@ class DetectionJob:
                 if passes:
                     self.repo.save_detections(self.detector_name, passes)
             except Exception:
-                for device, state in undo.items():  # the pass did not commit: undo it
-                    cursors[device].detector = pickle.loads(state)
+                for done in passes:  # the pass did not commit: undo it
+                    cursors[done.device_id].rewind(self.detector_name)
                 raise
             for done in passes:
                 cursors[done.device_id].last_ts = done.last_ts
+                cursors[done.device_id].state = done.state
                 self.stats.scored += len(done.results)
                 self.stats.flagged += sum(r.is_anomaly for r in done.results)
                 total += len(done.results)

@@ -122,8 +122,6 @@ class Repository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        # Transactions that can usefully write at once: SQLite has a single writer.
-        self.max_writers = 1 if self.dialect == "sqlite" else 8
 
     @classmethod
     def from_url(cls, url: str) -> Repository:
@@ -443,18 +441,13 @@ class Repository:
             .limit(limit)
         )
 
-    def series(
-        self, device_id: str, start: datetime, end: datetime, resolution: str
-    ) -> list[dict[str, Any]]:
-        """A device's temperature from `start` to `end` as points of `ts, n, t_min, t_max,
-        t_mean`: raw readings, minute rollups, hours folded from them, or daily rollups
-        (every bucket that overlaps the range)."""
-        return _points(self._rows(self._series_query(device_id, start, end, resolution)))
-
     def chart(
         self, device_id: str, start: datetime, end: datetime, resolution: str
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """`series` and `anomalies_between` of one range, read in one transaction."""
+        """A device's temperature from `start` to `end` as points of `ts, n, t_min, t_max,
+        t_mean` (raw readings, minute rollups, hours folded from them, or daily rollups: every
+        bucket that overlaps the range) and its flagged readings there (the chart marks them),
+        read in one transaction."""
         points, marks = self._rows_many(
             self._series_query(device_id, start, end, resolution),
             self._anomalies_query(device_id, start, end, 500),
@@ -524,12 +517,6 @@ class Repository:
             .group_by(hour)
             .order_by(hour)
         )
-
-    def anomalies_between(
-        self, device_id: str, start: datetime, end: datetime, limit: int = 500
-    ) -> list[dict[str, Any]]:
-        """The flagged readings of a device in a time range (the chart marks them)."""
-        return self._rows(self._anomalies_query(device_id, start, end, limit))
 
     def _anomalies_query(self, device_id: str, start: datetime, end: datetime, limit: int) -> Any:
         r = readings.c
