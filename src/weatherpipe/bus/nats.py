@@ -336,6 +336,8 @@ class NatsBus(Bus):
             filter_subject=self.topic,
         )
         try:
+            # On an existing consumer the server applies changes to its editable settings
+            # (ack wait, max ack pending) in place; it refuses any other change.
             await self._jetstream().add_consumer(self.stream, config)
         except nats.js.errors.BadRequestError:
             await self._jetstream().consumer_info(self.stream, self.consumer)
