@@ -77,13 +77,20 @@ ANALYSES: dict[str, Analysis] = {
         Analysis(
             name="deviceanomalies",
             title="Anomalies per device since a time (by default the last 30 minutes)",
+            # A union, not devices LEFT JOIN a grouped subquery: MariaDB may run such a
+            # subquery once per device ("split materialization") through the (device_id, ts)
+            # key, reading every reading the device ever sent (2.4 s at 7.8 million readings
+            # when its statistics are off). Here the only way in is the flagged readings since
+            # :since (ix_readings_anomaly_ts); every device is counted, with 0 if none.
             sql=(
-                "SELECT d.id AS device_id, COALESCE(a.n, 0) AS count\n"
-                "FROM devices d LEFT JOIN (\n"
-                "  SELECT device_id, COUNT(*) AS n FROM readings\n"
-                "  WHERE is_anomaly = 1 AND ts >= :since GROUP BY device_id\n"
-                ") a ON a.device_id = d.id\n"
-                "ORDER BY d.id"
+                "SELECT device_id, COUNT(reading_id) AS count\n"
+                "FROM (\n"
+                "  SELECT device_id, id AS reading_id FROM readings\n"
+                "  WHERE is_anomaly = 1 AND ts >= :since\n"
+                "  UNION ALL\n"
+                "  SELECT id, NULL FROM devices\n"
+                ") flagged\n"
+                "GROUP BY device_id\nORDER BY device_id"
             ),
             params={"since": Timestamp},
             mysql_defaults={"since": "UTC_TIMESTAMP(3) - INTERVAL 30 MINUTE"},
