@@ -337,11 +337,18 @@ class NatsBus(Bus):
         )
         try:
             # On an existing consumer the server applies changes to its editable settings
-            # (ack wait, max ack pending) in place; it refuses any other change.
+            # (ack wait, max ack pending) in place. If anything else differs it refuses the
+            # whole update, and the consumer keeps every setting it had.
             await self._jetstream().add_consumer(self.stream, config)
-        except nats.js.errors.BadRequestError:
+        except (nats.js.errors.BadRequestError, nats.js.errors.ServerError) as exc:
+            # nats-server 2.9 answers a refused update with a 500 ("deliver policy can not be
+            # updated"); a consumer that is really missing makes consumer_info raise.
             await self._jetstream().consumer_info(self.stream, self.consumer)
-            log.info("consumer %s exists with other settings; leaving them", self.consumer)
+            log.warning(
+                "consumer %s exists with other settings; leaving all of them: %s",
+                self.consumer,
+                exc.description,
+            )
 
     def _jetstream(self) -> JetStreamContext:
         if self._js is None:
