@@ -20,6 +20,16 @@ def scores(repo: Repository) -> list[tuple[float | None, bool | None]]:
         return [(s, None if f is None else bool(f)) for s, f in conn.execute(text(sql))]
 
 
+def scores_from_scratch(repo: Repository) -> list[tuple[float | None, bool | None]]:
+    """Forget every flag and detector state, score everything again in one pass: the answer
+    an uninterrupted job gives."""
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE readings SET anomaly_score = NULL, is_anomaly = NULL"))
+        conn.execute(text("DELETE FROM detector_state"))
+    DetectionJob(repo, settle_seconds=0).run_once()
+    return scores(repo)
+
+
 def wave(n: int, spike_at: int | None = None) -> list[float]:
     values = [20.0 + 0.3 * ((i * 37) % 11) / 11 for i in range(n)]
     if spike_at is not None:
@@ -35,11 +45,7 @@ def test_a_restarted_job_resumes_and_gives_the_same_flags(repo: Repository) -> N
     DetectionJob(repo, settle_seconds=0).run_once()  # a new process: state from the database
     resumed = scores(repo)
 
-    with repo.engine.begin() as conn:
-        conn.execute(text("UPDATE readings SET anomaly_score = NULL, is_anomaly = NULL"))
-        conn.execute(text("DELETE FROM detector_state"))
-    DetectionJob(repo, settle_seconds=0).run_once()
-    assert scores(repo) == resumed
+    assert scores_from_scratch(repo) == resumed
     assert all(s is not None for s, _ in resumed)
     assert resumed[1200][1] is True
     assert sum(bool(f) for _, f in resumed) <= 3
@@ -103,8 +109,4 @@ def test_a_save_that_fails_leaves_the_detectors_as_last_committed(sqlite_repo: R
     job.run_once()
     resumed = scores(sqlite_repo)
 
-    with sqlite_repo.engine.begin() as conn:
-        conn.execute(text("UPDATE readings SET anomaly_score = NULL, is_anomaly = NULL"))
-        conn.execute(text("DELETE FROM detector_state"))
-    DetectionJob(sqlite_repo, settle_seconds=0).run_once()
-    assert scores(sqlite_repo) == resumed
+    assert scores_from_scratch(sqlite_repo) == resumed
