@@ -6,27 +6,28 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-import uvicorn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from weatherpipe.api.app import create_app
 from weatherpipe.api.metrics import Metrics
+from weatherpipe.api.server import ApiServer, listen_socket
 from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
-from weatherpipe.errors import BusUnavailable, StorageUnavailable
+from weatherpipe.errors import BusUnavailable, ConfigError, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, quiet_collector, stop_on_signals
 from weatherpipe.reading import decode, format_ts
+from weatherpipe.redact import mask_url
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
 from weatherpipe.sensors.spool import Item, Spool
@@ -51,11 +52,48 @@ def open_bus(settings: Settings) -> Bus:
     return create_bus(settings.bus_url, settings.topic, settings.subscription)
 
 
-def open_repository(settings: Settings, migrate: bool = True) -> Repository:
-    repo = Repository.from_url(settings.database_url)
+def open_repository(
+    settings: Settings, migrate: bool = True, must_exist: bool = False
+) -> Repository:
+    """The repository, its schema migrated; one clear StorageUnavailable if it cannot connect.
+
+    With `must_exist`, a SQLite file that is not there is an error instead of a new empty
+    database (for commands that only read, run from the wrong folder).
+    """
+    url = settings.database_url
+    if must_exist:
+        missing = missing_sqlite_file(url)
+        if missing is not None:
+            raise ConfigError(
+                f"WEATHERPIPE_DATABASE_URL: no database at {missing}: "
+                "run `weatherpipe db upgrade` first, or point WEATHERPIPE_DATABASE_URL at it"
+            )
+    repo = Repository.from_url(url)
     if migrate:
-        upgrade(repo.engine)
+        try:
+            upgrade(repo.engine)
+        except SQLAlchemyError as exc:
+            repo.close()
+            raise StorageUnavailable(f"database {mask_url(url)}: {db_reason(exc)}") from exc
     return repo
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file a sqlite:/// URL names, if it does not exist (None for other databases)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database).resolve()
+    return None if path.exists() else path
+
+
+def db_reason(exc: SQLAlchemyError) -> str:
+    """The driver's own words, e.g. `Access denied for user 'weather'@'localhost'`."""
+    orig = getattr(exc, "orig", None)
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[1], str):
+        return args[1]  # PyMySQL's (code, message)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
 
 
 def make_ingest(
@@ -126,33 +164,6 @@ async def run_detect(settings: Settings, stop: asyncio.Event | None = None) -> N
         repo.close()
 
 
-class StageServer(uvicorn.Server):
-    """uvicorn that ends with exit status 0 after SIGTERM or Ctrl-C, like every other stage.
-
-    uvicorn re-raises the signal once it has shut down, so a supervisor would see a death by
-    SIGTERM where there was a clean stop.
-    """
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()
-
-
-class ApiServer:
-    """uvicorn in a thread of its own, so its signal handling stays out of our loop."""
-
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 async def run_pipeline(
     settings: Settings,
     *,
@@ -162,21 +173,38 @@ async def run_pipeline(
     anomaly_rate: float = 4.0,
     duration: float | None = None,
     on_status: Callable[[Status], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """`weatherpipe up`: sensors, ingest, detection and the API in one process."""
+    """`weatherpipe up`: sensors, ingest, detection and the API in one process.
+
+    Every part is opened (port, database, bus) before `on_ready` is called, so a start-up
+    failure is one error and nothing else.
+    """
     stop = stop or stop_on_signals()
     quiet_collector()
-    repo = open_repository(settings)
+    api_socket = listen_socket(settings.api_host, settings.api_port)
+    try:
+        repo = open_repository(settings)
+    except BaseException:
+        api_socket.close()
+        raise
     bus = open_bus(settings)
-    await bus.connect()
-    await bus.setup()
+    try:
+        await bus.connect()
+        await bus.setup()
+    except BaseException:
+        api_socket.close()
+        repo.close()
+        raise
     sensors = make_sensors(settings, bus, devices, rate, seed, anomaly_rate)
     metrics = Metrics()
     ingest = make_ingest(settings, bus, repo, metrics)
     detect = DetectionJob(repo, settings.detector)
-    api = ApiServer(create_app(settings, repo, bus, metrics), settings.api_host, settings.api_port)
+    api = ApiServer(create_app(settings, repo, bus, metrics), sock=api_socket)
     api.start()
+    if on_ready:
+        on_ready()
     tasks = [
         asyncio.create_task(sensors.run(duration, stop), name="sensors"),
         asyncio.create_task(ingest.run(stop), name="ingest"),

@@ -10,8 +10,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from pydantic import SecretStr
 
 from weatherpipe.config import ENV_PREFIX, Settings
 from weatherpipe.errors import ConfigError
@@ -45,6 +47,8 @@ def child_environment(settings: Settings, base: Mapping[str, str] | None = None)
     for name, value in settings.model_dump().items():
         if value is None:
             continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()  # the child needs the secret, not its mask
         text = str(value).lower() if isinstance(value, bool) else str(value)
         env[ENV_PREFIX + name.upper()] = text
     return env
@@ -166,15 +170,26 @@ def stage_commands(stages: Sequence[str], sensor_args: Sequence[str] = ()) -> di
 
 
 async def run_supervised(
-    settings: Settings, sensor_args: Sequence[str] = (), stop: asyncio.Event | None = None
+    settings: Settings,
+    sensor_args: Sequence[str] = (),
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Migrate the database and set up the bus once, then supervise one process per stage."""
+    """Migrate the database and set up the bus once, then supervise one process per stage.
+
+    The API's port, the database and the bus are each tried first, so a start-up failure is
+    one error here rather than a child restarted forever.
+    """
+    from weatherpipe.api.server import listen_socket
     from weatherpipe.lifecycle import stop_on_signals
     from weatherpipe.runner import open_bus, open_repository
 
     check_bus(settings)
     stop = stop or stop_on_signals()
+    listen_socket(settings.api_host, settings.api_port).close()
     open_repository(settings).close()  # once, before the children would race to migrate
     async with open_bus(settings) as bus:
         await bus.setup()
+    if on_ready:
+        on_ready()
     await Supervisor(stage_commands(STAGES, sensor_args), child_environment(settings)).run(stop)
