@@ -262,7 +262,9 @@ def api(
     from weatherpipe.runner import StageServer, open_bus, open_repository
 
     settings = _settings(api_port=port, api_host=host, database_url=database_url, bus_url=bus_url)
-    bus = None if settings.bus_url.startswith("memory") else open_bus(settings)
+    # Another process's in-process bus is invisible from here: /readyz has no bus to check.
+    opened = open_bus(settings)
+    bus = opened if opened.crosses_processes else None
     application = create_app(settings, open_repository(settings), bus)
     # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
     log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
@@ -422,7 +424,7 @@ def dead_letters_replay(
     if bool(ids) == replay_all:
         raise typer.BadParameter("name dead letter ids, or use --all (not both)")
     settings = _settings(database_url=database_url, bus_url=bus_url, topic=topic)
-    if settings.bus_url.startswith("memory"):
+    if not open_bus(settings).crosses_processes:
         raise ConfigError(
             "WEATHERPIPE_BUS_URL: replay needs the bus that ingest reads (memory:// lives "
             "inside one process)"

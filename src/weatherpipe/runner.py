@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 from weatherpipe.api.app import create_app
-from weatherpipe.api.metrics import Metrics
+from weatherpipe.metrics import Metrics
 from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings

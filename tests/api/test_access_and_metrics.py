@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from weatherpipe.api.app import create_app
-from weatherpipe.api.metrics import Metrics
+from weatherpipe.metrics import Metrics
 from weatherpipe.bus import create_bus
 from weatherpipe.config import load_settings
 from weatherpipe.ingest.worker import IngestWorker

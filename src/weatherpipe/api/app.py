@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
 from weatherpipe.api import dashboard, routes
-from weatherpipe.api.metrics import Metrics
+from weatherpipe.metrics import Metrics
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.errors import ApiError, StorageError, StorageUnavailable

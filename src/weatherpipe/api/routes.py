@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from weatherpipe.api.metrics import CONTENT_TYPE, Metrics
+from weatherpipe.metrics import CONTENT_TYPE, Metrics
 from weatherpipe.api.schemas import (
     Device,
     DeviceAnomalies,
