@@ -17,7 +17,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from weatherpipe.api.app import create_app
-from weatherpipe.api.metrics import Metrics
 from weatherpipe.api.server import ApiServer, listen_socket
 from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
@@ -26,6 +25,7 @@ from weatherpipe.detect.job import DetectionJob
 from weatherpipe.errors import BusUnavailable, ConfigError, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, quiet_collector, stop_on_signals
+from weatherpipe.metrics import Metrics
 from weatherpipe.reading import decode, format_ts
 from weatherpipe.redact import mask_url
 from weatherpipe.sensors.profiles import fleet
@@ -90,7 +90,7 @@ def missing_sqlite_file(url: str) -> Path | None:
 def db_reason(exc: SQLAlchemyError) -> str:
     """The driver's own words, e.g. `Access denied for user 'weather'@'localhost'`."""
     orig = getattr(exc, "orig", None)
-    args = getattr(orig, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
     if len(args) == 2 and isinstance(args[1], str):
         return args[1]  # PyMySQL's (code, message)
     return str(orig if orig is not None else exc).strip().splitlines()[0]

@@ -52,7 +52,7 @@ async def login(request: Request) -> Response:
     expected: str | None = request.app.state.api_token
     body = await request.body()
     fields = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
-    given = (fields.get("token") or [None])[0]
+    given = fields["token"][0] if fields.get("token") else None
     if expected is None:
         return RedirectResponse("/", status_code=303)
     if not _matches(given, expected):
