@@ -221,6 +221,8 @@ def sensors(
     from weatherpipe.runner import SimulateOptions, run_backfill, run_sensors
 
     settings = _settings(bus_url=bus_url, topic=topic, database_url=database_url)
+    if not (backfill and to_db):
+        _shared_bus(settings, "sensors")
     options = SimulateOptions(
         devices=devices, rate=rate, seed=seed, anomaly_rate=anomaly_rate, truth_file=truth_file
     )
@@ -235,6 +237,17 @@ def sensors(
         f"{stats.ticks:,} ticks of {devices} devices",
         err=True,
     )
+
+
+def _shared_bus(settings: Settings, command: str) -> None:
+    """Refuse a bus no other process can reach: a stage on its own would talk to nobody."""
+    from weatherpipe.runner import open_bus
+
+    if not open_bus(settings).crosses_processes:
+        raise ConfigError(
+            f"WEATHERPIPE_BUS_URL: {mask_url(settings.bus_url)} only works inside "
+            f"`weatherpipe up`; `{command}` on its own needs nats://, mqtt:// or pubsub://"
+        )
 
 
 def _parse_span(text: str) -> timedelta:
@@ -270,6 +283,7 @@ def ingest(
         subscription=subscription,
         batch_size=batch_size,
     )
+    _shared_bus(settings, "ingest")
     stats = asyncio.run(run_ingest(settings, metrics_port=metrics_port))
     typer.echo(
         f"stored {stats.stored:,}, duplicates {stats.duplicates:,}, dead letters {stats.dead:,}",
@@ -335,7 +349,7 @@ def query(
         return
     if name == "daymax" and (day is None or month is None):
         raise typer.BadParameter("daymax needs --day and --month")
-    repo = open_repository(_settings(database_url=database_url))
+    repo = open_repository(_settings(database_url=database_url), must_exist=True)
     since = datetime.now(UTC) - timedelta(minutes=minutes)
     for row in repo.analysis(name, day=day, month=month, year=year, since=since):
         typer.echo(json.dumps(row, default=str))
@@ -358,6 +372,7 @@ def bus_setup(
     from weatherpipe.runner import open_bus
 
     settings = _settings(bus_url=bus_url, topic=topic, subscription=subscription)
+    _shared_bus(settings, "bus setup")
 
     async def setup() -> None:
         async with open_bus(settings) as bus:
@@ -386,7 +401,7 @@ def status(
     settings = _settings(
         database_url=database_url, bus_url=bus_url, topic=topic, subscription=subscription
     )
-    repo = open_repository(settings)
+    repo = open_repository(settings, must_exist=True)
     try:
         state = asyncio.run(gather(settings, repo))
     finally:
@@ -423,7 +438,7 @@ def dead_letters_list(
     from weatherpipe.deadletters import listing
     from weatherpipe.runner import open_repository
 
-    repo = open_repository(_settings(database_url=database_url))
+    repo = open_repository(_settings(database_url=database_url), must_exist=True)
     try:
         rows = listing(repo, limit, pending_only=not show_all)
     finally:
@@ -563,7 +578,7 @@ def score(
     from weatherpipe.runner import open_repository
 
     settings = _settings(database_url=database_url)
-    repo = open_repository(settings)
+    repo = open_repository(settings, must_exist=True)
     try:
         typer.echo(format_score(score_run(repo, detector)))
     finally:
