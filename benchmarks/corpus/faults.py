@@ -62,12 +62,13 @@ def _draw(kind: str, period_s: float, rng: np.random.Generator) -> Fault:
     """A fault of this kind with its planned length (onset comes later)."""
     if kind == "spike" or (kind == "dip" and rng.random() < 0.5):
         n = int(rng.integers(1, 4))
-        return Fault(kind, 0.0, n * period_s, readings=n, variant="fast")
+        # The first reading may come up to a period after the onset, hence n + 1 periods.
+        return Fault(kind, 0.0, (n + 1) * period_s, readings=n, variant="fast")
     if kind == "dip":
         fall, rise = rng.uniform(5.0, 30.0), rng.uniform(60.0, 240.0)
         return Fault(kind, 0.0, fall + rise, variant="slow", detail={"fall_s": fall})
     if kind == "range" and rng.random() < 0.5:
-        return Fault(kind, 0.0, 0.5 * period_s, readings=1)
+        return Fault(kind, 0.0, 2 * period_s, readings=1)
     return Fault(kind, 0.0, _log_uniform(rng, *LENGTH_S[kind]))
 
 
@@ -83,7 +84,11 @@ def place(
     rest = n * GRACE_S + (n - 1) * SPACING_S + period_s
     # An early start must still leave room for every fault at its kind's minimum length.
     latest = duration_s - rest - sum(f.floor for f in faults)
-    lead = rng.uniform(EARLY_S[0], max(EARLY_S[0], min(EARLY_S[1], latest))) if early else WARM_S
+    if early:
+        lead = rng.uniform(EARLY_S[0], max(EARLY_S[0], min(EARLY_S[1], latest)))
+    else:
+        # Others start after the first quarter hour when the stream has room for it.
+        lead = max(WARM_S, min(EARLY_S[1], latest))
     fixed = lead + rest
     _fit_lengths(faults, duration_s - fixed)
     free = duration_s - fixed - sum(f.length for f in faults)

@@ -104,6 +104,7 @@ def build_stream(plan: StreamPlan) -> Built:
         "n_readings": len(times),
         "seed": plan.seed,
         "sigma_c": sigma_meta["sigma_typical_c"],
+        "plausible_c": list(plausible),
         "normal_seconds": round(float(times[-1]) - sum(b - a for a, b, _ in windows) / 1000, 3),
         "sensor": {"quantum_c": plan.quantum, "noise_model": plan.noise_model,
                    **noise_meta, **sigma_meta},
