@@ -42,9 +42,6 @@ class Dialect:
     """One database's SQL and write paths; subclasses fill in what differs."""
 
     name: str = ""
-    # SQL text of a DATETIME column's day of month and month, for the original full scans.
-    day_of: str = "DAY({})"
-    month_of: str = "MONTH({})"
 
     def create_engine(self, url: URL) -> Engine:
         raise NotImplementedError

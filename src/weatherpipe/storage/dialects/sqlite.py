@@ -93,8 +93,6 @@ def _many_rows(sql: str, rows: list[tuple[Any, ...]]) -> list[Statement]:
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
-    day_of = "CAST(strftime('%d', {}) AS INTEGER)"
-    month_of = "CAST(strftime('%m', {}) AS INTEGER)"
 
     def create_engine(self, url: URL) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
