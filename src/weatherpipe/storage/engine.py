@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from weatherpipe.errors import ConfigError
+from weatherpipe.errors import ConfigError, StorageError, StorageUnavailable
 from weatherpipe.storage.dialects import load
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -41,3 +41,24 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
+
+
+def require_current(engine: Engine) -> None:
+    """Raise StorageError unless the schema is at the latest revision (for stages that do not
+    migrate: several processes upgrading one database at once race on the same DDL)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import OperationalError
+
+    wanted = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    try:
+        with engine.connect() as conn:
+            found = set(MigrationContext.configure(conn).get_current_heads())
+    except OperationalError as exc:
+        raise StorageUnavailable(f"cannot reach the database: {exc.orig or exc}") from None
+    if found != wanted:
+        have = ", ".join(sorted(found)) or "no schema"
+        raise StorageError(
+            f"the database schema is at {have}, this weatherpipe needs {', '.join(sorted(wanted))}:"
+            " run `weatherpipe db upgrade` (WEATHERPIPE_MIGRATE=false: stages do not migrate)"
+        )
