@@ -31,7 +31,7 @@ from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
 from weatherpipe.sensors.spool import Item, Spool
 from weatherpipe.signing import DeviceKeys, Signer, Verifier
-from weatherpipe.storage.engine import upgrade
+from weatherpipe.storage.engine import require_current, upgrade
 from weatherpipe.storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,17 @@ def open_bus(settings: Settings) -> Bus:
     return create_bus(settings.bus_url, settings.topic, settings.subscription)
 
 
-def open_repository(settings: Settings, migrate: bool = True) -> Repository:
+def open_repository(settings: Settings, migrate: bool | None = None) -> Repository:
+    """The repository; the schema upgraded first, or only checked with `settings.migrate` off."""
     repo = Repository.from_url(settings.database_url)
-    if migrate:
-        upgrade(repo.engine)
+    try:
+        if settings.migrate if migrate is None else migrate:
+            upgrade(repo.engine)
+        else:
+            require_current(repo.engine)
+    except BaseException:
+        repo.close()
+        raise
     return repo
 
 
