@@ -360,7 +360,7 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
     """Create or migrate the schema to the latest version (safe to repeat)."""
     from weatherpipe.runner import open_repository
 
-    open_repository(_settings(database_url=database_url)).close()
+    open_repository(_settings(database_url=database_url), migrate=True).close()
     typer.echo("database schema is up to date", err=True)
 
 

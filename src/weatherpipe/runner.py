@@ -22,7 +22,7 @@ from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
-from weatherpipe.errors import BusUnavailable, ConfigError, StorageUnavailable
+from weatherpipe.errors import BusUnavailable, ConfigError, StorageError, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, quiet_collector, stop_on_signals
 from weatherpipe.metrics import Metrics
@@ -32,7 +32,7 @@ from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
 from weatherpipe.sensors.spool import Item, Spool
 from weatherpipe.signing import DeviceKeys, Signer, Verifier
-from weatherpipe.storage.engine import upgrade
+from weatherpipe.storage.engine import require_current, upgrade
 from weatherpipe.storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,11 @@ def open_bus(settings: Settings) -> Bus:
 
 
 def open_repository(
-    settings: Settings, migrate: bool = True, must_exist: bool = False
+    settings: Settings, migrate: bool | None = None, must_exist: bool = False
 ) -> Repository:
-    """The repository, its schema migrated; one clear StorageUnavailable if it cannot connect.
+    """The repository; the schema upgraded first, or only checked with `settings.migrate` off.
 
+    A database that cannot be reached is one StorageUnavailable naming it (password masked).
     With `must_exist`, a SQLite file that is not there is an error instead of a new empty
     database (for commands that only read, run from the wrong folder).
     """
@@ -69,12 +70,20 @@ def open_repository(
                 "run `weatherpipe db upgrade` first, or point WEATHERPIPE_DATABASE_URL at it"
             )
     repo = Repository.from_url(url)
-    if migrate:
-        try:
+    try:
+        if settings.migrate if migrate is None else migrate:
             upgrade(repo.engine)
-        except SQLAlchemyError as exc:
-            repo.close()
-            raise StorageUnavailable(f"database {mask_url(url)}: {db_reason(exc)}") from exc
+        else:
+            require_current(repo.engine)
+    except SQLAlchemyError as exc:
+        repo.close()
+        raise StorageUnavailable(f"database {mask_url(url)}: {db_reason(exc)}") from exc
+    except StorageError as exc:
+        repo.close()
+        raise type(exc)(f"database {mask_url(url)}: {exc}") from exc
+    except BaseException:
+        repo.close()
+        raise
     return repo
 
 

@@ -53,6 +53,7 @@ def create_app(
     app.state.metrics.watch_database(app.state.repo)
     app.include_router(routes.router)
     app.include_router(dashboard.router)
+    app.state.templates = dashboard.templates()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.get("/docs", include_in_schema=False)(_docs)
     _add_error_handlers(app)
