@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmarks.corpus.sets import LENGTH_S, PlannedFault
+
 GRACE_S = 60.0  # a window ends this long after the anomaly's true end
 SPACING_S = 900.0  # quiet time between one window's end and the next onset
 WARM_S = 300.0  # no anomaly in a stream's first 5 minutes
@@ -14,16 +16,9 @@ EARLY_S = (300.0, 900.0)  # where an "early" stream's first anomaly starts
 SPIKE_FLOOR_C = 1.5
 # A spike is at least this many *local* noise widths, above any normal outlier (sensor.NOISE_CLIP).
 SPIKE_FLOOR_SIGMA = 8.0
-HELD_CHANCE = 0.25  # a stream's last shift or drift is sometimes never released
+DRIFT_MIN_RAMP_S = 600.0
 
-# Shortest and longest true duration by kind (seconds); spikes are counted in readings.
-LENGTH_S = {
-    "shift": (300.0, 6 * 3600.0),
-    "drift": (600.0, 4 * 3600.0),
-    "stuck": (120.0, 2 * 3600.0),
-    "noise": (60.0, 1200.0),
-    "range": (2.0, 120.0),
-}
+RANGE_S = (2.0, 120.0)  # an error code held over several readings
 
 # Error codes real sensors emit: DS18B20 power-on 85.0 and disconnected -127.0, others.
 RANGE_CODES = {
@@ -49,7 +44,7 @@ class Fault:
     @property
     def floor(self) -> float:
         """How short placement may make it: spikes, dips and error codes keep their shape."""
-        if self.kind in ("shift", "drift", "stuck", "noise"):
+        if self.kind in LENGTH_S:
             return LENGTH_S[self.kind][0]
         return self.length
 
@@ -58,8 +53,18 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return math.exp(rng.uniform(math.log(lo), math.log(hi)))
 
 
-def _draw(kind: str, period_s: float, rng: np.random.Generator) -> Fault:
-    """A fault of this kind with its planned length (onset comes later)."""
+def _draw(planned: PlannedFault, period_s: float, rng: np.random.Generator) -> Fault:
+    """A fault of the planned kind with its length (its onset comes later)."""
+    kind = planned.kind
+    if kind in LENGTH_S:
+        fault = Fault(kind, 0.0, planned.length_s or _log_uniform(rng, *LENGTH_S[kind]))
+        if kind == "drift":
+            # Half the drifts are reset as soon as the ramp ends; the others hold their offset
+            # for the last 20-60 % of the span before the reset.
+            plateau = rng.random() < 0.5
+            fault.variant = "plateau" if plateau else "reset"
+            fault.detail["ramp_fraction"] = rng.uniform(0.4, 0.8) if plateau else 1.0
+        return fault
     if kind == "spike" or (kind == "dip" and rng.random() < 0.5):
         n = int(rng.integers(1, 4))
         # The first reading may come up to a period after the onset, hence n + 1 periods.
@@ -69,17 +74,17 @@ def _draw(kind: str, period_s: float, rng: np.random.Generator) -> Fault:
         return Fault(kind, 0.0, fall + rise, variant="slow", detail={"fall_s": fall})
     if kind == "range" and rng.random() < 0.5:
         return Fault(kind, 0.0, 2 * period_s, readings=1)
-    return Fault(kind, 0.0, _log_uniform(rng, *LENGTH_S[kind]))
+    return Fault(kind, 0.0, _log_uniform(rng, *RANGE_S))
 
 
 def place(
-    kinds: tuple[str, ...], duration_s: float, early: bool, period_s: float,
+    planned: tuple[PlannedFault, ...], duration_s: float, early: bool, period_s: float,
     rng: np.random.Generator,
 ) -> list[Fault]:
     """Lay the faults out in time: none overlap, windows 15 min apart, all inside the stream."""
-    if not kinds:
+    if not planned:
         return []
-    faults = [_draw(kind, period_s, rng) for kind in kinds]
+    faults = [_draw(p, period_s, rng) for p in planned]
     n = len(faults)
     rest = n * GRACE_S + (n - 1) * SPACING_S + period_s
     # An early start must still leave room for every fault at its kind's minimum length.
@@ -101,9 +106,7 @@ def place(
     for fault, slack in zip(faults, parts, strict=True):
         fault.onset = t
         t += fault.length + GRACE_S + SPACING_S + slack
-    last = faults[-1]
-    if last.kind in ("shift", "drift") and rng.random() < HELD_CHANCE:
-        last.held = True
+    faults[-1].held = planned[-1].held
     return faults
 
 
@@ -220,12 +223,17 @@ def _shift(fault: Fault, stream: Stream, first: int, last: int, rng: np.random.G
 
 
 def _drift(fault: Fault, stream: Stream, first: int, last: int, rng: np.random.Generator) -> None:
-    """A ramp of 1.5-6 °C (bent by an exponent of 0.7-1.5), then reset at once or held."""
+    """A ramp of 1.5-6 °C (bent by an exponent of 0.7-1.5), held or not, then reset at once.
+
+    A drift held to the end of the stream keeps its offset from the ramp's end onwards.
+    """
     total = rng.uniform(1.5, 6.0) * rng.choice([-1.0, 1.0])
     bend = rng.uniform(0.7, 1.5)
-    progress = np.clip((stream.times[first : last + 1] - fault.onset) / fault.length, 0.0, 1.0)
+    fraction = float(fault.detail.pop("ramp_fraction"))  # type: ignore[arg-type]
+    ramp = min(fault.length, max(DRIFT_MIN_RAMP_S, fraction * fault.length))
+    progress = np.clip((stream.times[first : last + 1] - fault.onset) / ramp, 0.0, 1.0)
     stream.values[first : last + 1] += total * progress**bend
-    fault.detail.update(size_c=round(float(total), 3), ramp_s=round(fault.length, 1))
+    fault.detail.update(size_c=round(float(total), 3), ramp_s=round(ramp, 1))
 
 
 def _noise(fault: Fault, stream: Stream, first: int, last: int, rng: np.random.Generator) -> None:

@@ -75,7 +75,7 @@ def build_stream(plan: StreamPlan) -> Built:
     rng = np.random.default_rng(plan.seed)
     start_ms, offset_h, clock = _clock(plan, rng)
     planned = faults.place(
-        plan.kinds, plan.duration_s, plan.early, plan.sampling.period_s, rng
+        plan.faults, plan.duration_s, plan.early, plan.sampling.period_s, rng
     )
     times, sampling_meta = sensor.sample_times(
         plan.sampling, plan.duration_s, faults.protected(planned, plan.duration_s), rng

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
 
 KINDS = ("spike", "dip", "shift", "drift", "stuck", "noise", "range")
 
+# Shortest and longest true duration (seconds) of the kinds whose length the set plans;
+# spikes, dips and error codes last a few readings to minutes and each stream draws its own.
+LENGTH_S = {
+    "shift": (300.0, 6 * 3600.0),
+    "drift": (600.0, 4 * 3600.0),
+    "stuck": (120.0, 2 * 3600.0),
+    "noise": (60.0, 1200.0),
+}
+SHORT_FAULT_S = 300.0  # what a spike, dip or error code needs at most, for dealing only
+LEAD_S = 900.0  # a stream's quiet start, for dealing only
+GAP_S = 60.0 + 900.0  # a window's grace and the spacing before the next onset
+HELD_CHANCE = 0.25  # of a stream with a shift or drift, that one is last and never released
+
 # Salt for the set-level RNG, so the plan never shares draws with stream 0's RNG.
 _PLAN_SALT = 1_000_003
+LENGTH_WEIGHT = 0.7
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,19 @@ class SetSpec:
 
 
 @dataclass(frozen=True)
+class PlannedFault:
+    """A fault dealt to a stream: its kind and, for the long kinds, its true length."""
+
+    kind: str
+    length_s: float = 0.0  # 0: the stream draws it
+    held: bool = False  # held to the end of the stream (only ever the last fault)
+
+    @property
+    def footprint(self) -> float:
+        return (self.length_s or SHORT_FAULT_S) + GAP_S
+
+
+@dataclass(frozen=True)
 class StreamPlan:
     """What the set decides for one stream; everything else comes from the stream's own RNG."""
 
@@ -57,8 +84,12 @@ class StreamPlan:
     noise_model: str
     sampling: Sampling
     quantum: float
-    kinds: tuple[str, ...]
+    faults: tuple[PlannedFault, ...]
     early: bool
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(f.kind for f in self.faults)
 
     @property
     def name(self) -> str:
@@ -115,7 +146,7 @@ def plan_set(spec: SetSpec) -> list[StreamPlan]:
     rng = np.random.default_rng([spec.seed, _PLAN_SALT])
     durations = _durations(spec, rng)
     clean = _clean_streams(spec, durations, rng)
-    kinds = _deal_kinds(spec, durations, clean, rng)
+    hands = _deal_faults(spec, durations, clean, rng)
     climates = _balanced(spec.climates, spec.n_streams, rng)
     noises = _balanced(spec.noise_models, spec.n_streams, rng)
     samplings = _balanced(spec.samplings, spec.n_streams, rng)
@@ -131,8 +162,8 @@ def plan_set(spec: SetSpec) -> list[StreamPlan]:
             noise_model=noises[i],
             sampling=samplings[i],
             quantum=quanta[i],
-            kinds=kinds[i],
-            early=bool(early[i]) and bool(kinds[i]),
+            faults=hands[i],
+            early=bool(early[i]) and bool(hands[i]),
         )
         for i in range(spec.n_streams)
     ]
@@ -175,30 +206,75 @@ def _clean_streams(spec: SetSpec, durations: np.ndarray, rng: np.random.Generato
     return clean
 
 
-def _deal_kinds(
+def _deal_faults(
     spec: SetSpec, durations: np.ndarray, clean: np.ndarray, rng: np.random.Generator
-) -> list[tuple[str, ...]]:
-    """Deal a shuffled, balanced deck of kinds to the anomalous streams, more to longer ones."""
-    deck = list(np.repeat(KINDS, spec.anomalies_per_kind))
-    rng.shuffle(deck)
+) -> list[tuple[PlannedFault, ...]]:
+    """Deal a balanced deck to the anomalous streams, more faults to longer streams.
+
+    Longest faults first, each to a stream chosen at random among those with room for it
+    (weighted by the room), so a 6 h shift lands in a stream that can hold it.
+    """
     anomalous = np.flatnonzero(~clean)
-    counts = _counts_by_length(durations[anomalous], len(deck))
-    hands: list[tuple[str, ...]] = [() for _ in range(spec.n_streams)]
-    start = 0
-    for stream, count in zip(anomalous, counts, strict=True):
-        hands[stream] = tuple(str(k) for k in deck[start : start + count])
-        start += count
-    return hands
+    slots = _counts_by_length(durations[anomalous], len(KINDS) * spec.anomalies_per_kind)
+    room = durations[anomalous] - LEAD_S
+    hands: list[list[PlannedFault]] = [[] for _ in anomalous]
+    for fault in sorted(_deck(spec, rng), key=lambda f: f.footprint, reverse=True):
+        # Keep room for the short faults each stream is still owed.
+        spare = room - (slots - 1) * (SHORT_FAULT_S + GAP_S) - fault.footprint
+        spare = np.where(slots > 0, spare, -np.inf)
+        fits = spare >= 0
+        if fits.any():
+            weight = np.where(fits, spare + 1.0, 0.0)
+            chosen = int(rng.choice(len(anomalous), p=weight / weight.sum()))
+        else:
+            chosen = int(np.argmax(spare))  # placement shortens it to fit
+        hands[chosen].append(fault)
+        slots[chosen] -= 1
+        room[chosen] -= fault.footprint
+    dealt: list[tuple[PlannedFault, ...]] = [() for _ in range(spec.n_streams)]
+    for stream, hand in zip(anomalous, hands, strict=True):
+        dealt[stream] = _order(hand, rng)
+    return dealt
+
+
+def _order(hand: list[PlannedFault], rng: np.random.Generator) -> tuple[PlannedFault, ...]:
+    """Shuffle a stream's faults; sometimes a shift or drift goes last and is never released."""
+    shuffled = [hand[i] for i in rng.permutation(len(hand))]
+    levels = [i for i, f in enumerate(shuffled) if f.kind in ("shift", "drift")]
+    if levels and rng.random() < HELD_CHANCE:
+        last = shuffled.pop(levels[0])
+        shuffled.append(replace(last, held=True))
+    return tuple(shuffled)
+
+
+def _deck(spec: SetSpec, rng: np.random.Generator) -> list[PlannedFault]:
+    """Equal counts of every kind; lengths stratified over each kind's log-range.
+
+    One draw in each of n equal strata (not n free draws) so every set holds both the
+    shortest and the longest shifts, drifts, stuck spells and noise bursts.
+    """
+    n = spec.anomalies_per_kind
+    deck: list[PlannedFault] = []
+    for kind in KINDS:
+        if kind not in LENGTH_S:
+            deck += [PlannedFault(kind)] * n
+            continue
+        lo, hi = (math.log(x) for x in LENGTH_S[kind])
+        u = (np.arange(n) + rng.random(n)) / n
+        deck += [PlannedFault(kind, float(x)) for x in np.exp(lo + u * (hi - lo))]
+    return deck
 
 
 def _counts_by_length(durations: np.ndarray, total: int) -> np.ndarray:
-    """At least one anomaly per stream; the rest in proportion to length (largest remainder).
+    """At least one anomaly per stream; the rest by length ** LENGTH_WEIGHT (largest remainder).
 
-    A stream gets at most one anomaly per 40 minutes so each keeps room for spacing.
+    A weight under 1 packs short streams more densely and leaves long ones sparser, where
+    hours-long shifts and drifts fit. A stream gets at most one anomaly per 40 minutes.
     """
     cap = np.maximum(1, (durations // 2400).astype(int))
     counts = np.ones(len(durations), dtype=int)
-    share = durations / durations.sum() * (total - counts.sum())
+    weight = durations**LENGTH_WEIGHT
+    share = weight / weight.sum() * (total - counts.sum())
     extra = np.minimum(np.floor(share).astype(int), cap - 1)
     counts += extra
     while counts.sum() < total:

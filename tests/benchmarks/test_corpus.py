@@ -223,3 +223,16 @@ def _assert_visible(
         assert span.max() - before >= 1.0, key
     elif kind == "dip":
         assert before - span.min() >= 1.0, key
+
+
+def test_level_faults_span_minutes_to_hours_in_each_set(corpus: tuple[Path, float]) -> None:
+    out, _ = corpus
+    for name in SETS:
+        minutes: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        for wins in labels(out, name, "windows").values():
+            for start, end, kind in wins:
+                minutes[kind].append((ms(end) - ms(start)) / 60_000)
+        assert min(minutes["shift"]) < 15 and max(minutes["shift"]) > 180
+        assert min(minutes["drift"]) < 20 and max(minutes["drift"]) > 150
+        assert min(minutes["stuck"]) < 10 and max(minutes["stuck"]) > 60
+        assert min(minutes["noise"]) < 5 and max(minutes["noise"]) > 15
