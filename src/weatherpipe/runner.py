@@ -7,32 +7,31 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+import uvicorn
 
-from weatherpipe.api.app import create_app
-from weatherpipe.api.server import ApiServer, listen_socket
-from weatherpipe.bus import create_bus
-from weatherpipe.bus.base import Bus
+from weatherpipe.api.server import ApiServer, StageServer, listen_socket
+from weatherpipe.compose import (
+    make_api,
+    make_detection,
+    make_ingest,
+    make_sensors,
+    open_bus,
+    open_repository,
+)
 from weatherpipe.config import Settings
-from weatherpipe.detect.job import DetectionJob
-from weatherpipe.errors import BusUnavailable, ConfigError, StorageError, StorageUnavailable
+from weatherpipe.errors import BusUnavailable, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, quiet_collector, stop_on_signals
 from weatherpipe.metrics import Metrics
 from weatherpipe.reading import decode, format_ts
-from weatherpipe.redact import mask_url
-from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
-from weatherpipe.sensors.spool import Item, Spool
-from weatherpipe.signing import DeviceKeys, Signer, Verifier
-from weatherpipe.storage.engine import require_current, upgrade
+from weatherpipe.sensors.spool import Item
 from weatherpipe.storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -46,92 +45,6 @@ class Status:
     stored: int
     anomalies: int
     dead_letters: int
-
-
-def open_bus(settings: Settings) -> Bus:
-    return create_bus(settings.bus_url, settings.topic, settings.subscription)
-
-
-def open_repository(
-    settings: Settings, migrate: bool | None = None, must_exist: bool = False
-) -> Repository:
-    """The repository; the schema upgraded first, or only checked with `settings.migrate` off.
-
-    A database that cannot be reached is one StorageUnavailable naming it (password masked).
-    With `must_exist`, a SQLite file that is not there is an error instead of a new empty
-    database (for commands that only read, run from the wrong folder).
-    """
-    url = settings.database_url
-    if must_exist:
-        missing = missing_sqlite_file(url)
-        if missing is not None:
-            raise ConfigError(
-                f"WEATHERPIPE_DATABASE_URL: no database at {missing}: "
-                "run `weatherpipe db upgrade` first, or point WEATHERPIPE_DATABASE_URL at it"
-            )
-    repo = Repository.from_url(url)
-    try:
-        if settings.migrate if migrate is None else migrate:
-            upgrade(repo.engine)
-        else:
-            require_current(repo.engine)
-    except SQLAlchemyError as exc:
-        repo.close()
-        raise StorageUnavailable(f"database {mask_url(url)}: {db_reason(exc)}") from exc
-    except StorageError as exc:
-        repo.close()
-        raise type(exc)(f"database {mask_url(url)}: {exc}") from exc
-    except BaseException:
-        repo.close()
-        raise
-    return repo
-
-
-def missing_sqlite_file(url: str) -> Path | None:
-    """The file a sqlite:/// URL names, if it does not exist (None for other databases)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    path = Path(parsed.database).resolve()
-    return None if path.exists() else path
-
-
-def db_reason(exc: SQLAlchemyError) -> str:
-    """The driver's own words, e.g. `Access denied for user 'weather'@'localhost'`."""
-    orig = getattr(exc, "orig", None)
-    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
-    if len(args) == 2 and isinstance(args[1], str):
-        return args[1]  # PyMySQL's (code, message)
-    return str(orig if orig is not None else exc).strip().splitlines()[0]
-
-
-def make_ingest(
-    settings: Settings, bus: Bus, repo: Repository, metrics: Metrics | None = None
-) -> IngestWorker:
-    keys = DeviceKeys.load(settings.device_keys) if settings.device_keys else None
-    return IngestWorker(
-        bus,
-        repo,
-        batch_size=settings.batch_size,
-        batch_seconds=settings.batch_seconds,
-        writers=1 if repo.dialect == "sqlite" else settings.writers,  # SQLite has one writer
-        verifier=Verifier(keys) if keys else None,
-        on_batch=metrics.on_batch if metrics else None,
-    )
-
-
-def make_sensors(
-    settings: Settings, bus: Bus, devices: int, rate: float, seed: int, anomaly_rate: float
-) -> SensorRunner:
-    return SensorRunner(
-        bus,
-        fleet(devices, seed),
-        rate=rate,
-        seed=seed,
-        anomaly_rate=anomaly_rate,
-        spool=Spool(settings.spool_path),
-        signer=Signer(DeviceKeys.load(settings.device_keys)) if settings.device_keys else None,
-    )
 
 
 async def run_ingest(
@@ -168,7 +81,27 @@ async def run_detect(settings: Settings, stop: asyncio.Event | None = None) -> N
     stop = stop or stop_on_signals()
     repo = open_repository(settings)
     try:
-        await DetectionJob(repo, settings.detector).run(stop, settings.detect_interval)
+        await make_detection(settings, repo).run(stop, settings.detect_interval)
+    finally:
+        repo.close()
+
+
+def run_api(settings: Settings) -> None:
+    """`weatherpipe api`: serve until SIGTERM or Ctrl-C (exit status 0 either way)."""
+    sock = listen_socket(settings.api_host, settings.api_port)
+    try:
+        repo = open_repository(settings)
+    except BaseException:
+        sock.close()
+        raise
+    bus = open_bus(settings)
+    # Another process's in-process bus is invisible from here: /readyz has no bus to check.
+    application = make_api(settings, repo, bus if bus.crosses_processes else None)
+    # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
+    log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
+    config = uvicorn.Config(application, log_level="info", log_config=log_config)
+    try:
+        StageServer(config).run(sockets=[sock])
     finally:
         repo.close()
 
@@ -209,8 +142,8 @@ async def run_pipeline(
     sensors = make_sensors(settings, bus, devices, rate, seed, anomaly_rate)
     metrics = Metrics()
     ingest = make_ingest(settings, bus, repo, metrics)
-    detect = DetectionJob(repo, settings.detector)
-    api = ApiServer(create_app(settings, repo, bus, metrics), sock=api_socket)
+    detect = make_detection(settings, repo)
+    api = ApiServer(make_api(settings, repo, bus, metrics), sock=api_socket)
     api.start()
     if on_ready:
         on_ready()
@@ -262,14 +195,31 @@ async def _report(
         await asyncio.to_thread(repo.record_injected, sensors.take_truth())
         if not named and ingest.stats.stored:
             names = {d.device_id: d.name for d in sensors.devices}
-            await asyncio.to_thread(repo.name_devices, names)
-            named = True
+            named = await asyncio.to_thread(name_stored_devices, repo, names)
         totals = await asyncio.to_thread(repo.totals)
         now = time.monotonic()
         rate = (ingest.stats.stored - last_stored) / max(now - last_time, 1e-9)
         last_stored, last_time = ingest.stats.stored, now
         if on_status:
             on_status(Status(rate, totals["stored"], totals["anomalies"], totals["dead_letters"]))
+
+
+def name_stored_devices(repo: Repository, names: Mapping[str, str]) -> bool:
+    """Write the display names of the devices stored so far; True once all of them are."""
+    repo.name_devices(names)
+    named = {d["device_id"] for d in repo.devices() if d["name"]}
+    return all(device_id in named for device_id in names)
+
+
+async def name_devices_when_stored(
+    repo: Repository, names: Mapping[str, str], stop: asyncio.Event
+) -> None:
+    """Name the fleet's devices as ingest (in another process) creates them, then return."""
+    while not stop.is_set():
+        with contextlib.suppress(StorageUnavailable):
+            if await asyncio.to_thread(name_stored_devices, repo, names):
+                return
+        await pause(1.0, stop)
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 def check_bus(settings: Settings) -> None:
     """Child processes need a bus they can share; memory:// lives inside one process."""
-    from weatherpipe.bus import create_bus
+    from weatherpipe.compose import open_bus
 
-    if not create_bus(settings.bus_url, settings.topic, settings.subscription).crosses_processes:
+    if not open_bus(settings).crosses_processes:
         raise ConfigError(
             "WEATHERPIPE_BUS_URL: --processes needs a bus that crosses processes "
             "(nats://, mqtt:// or pubsub://); memory:// lives inside one process"
@@ -175,23 +175,37 @@ async def run_supervised(
     settings: Settings,
     sensor_args: Sequence[str] = (),
     stop: asyncio.Event | None = None,
+    names: Mapping[str, str] | None = None,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Migrate the database and set up the bus once, then supervise one process per stage.
 
-    The API's port, the database and the bus are each tried first, so a start-up failure is
-    one error here rather than a child restarted forever.
+    `names` (the simulated fleet's display names) are written to the devices table as ingest
+    creates the devices: the API reads names from the database only. The API's port, the
+    database and the bus are each tried first, so a start-up failure is one error here rather
+    than a child restarted forever.
     """
     from weatherpipe.api.server import listen_socket
+    from weatherpipe.compose import open_bus, open_repository
     from weatherpipe.lifecycle import stop_on_signals
-    from weatherpipe.runner import open_bus, open_repository
+    from weatherpipe.runner import name_devices_when_stored
 
     check_bus(settings)
     stop = stop or stop_on_signals()
     listen_socket(settings.api_host, settings.api_port).close()
-    open_repository(settings).close()  # once, before the children would race to migrate
-    async with open_bus(settings) as bus:
-        await bus.setup()
-    if on_ready:
-        on_ready()
-    await Supervisor(stage_commands(STAGES, sensor_args), child_environment(settings)).run(stop)
+    repo = open_repository(settings)  # once, before the children would race to migrate
+    try:
+        async with open_bus(settings) as bus:
+            await bus.setup()
+        if on_ready:
+            on_ready()
+        naming = asyncio.create_task(name_devices_when_stored(repo, names or {}, stop))
+        try:
+            await Supervisor(stage_commands(STAGES, sensor_args), child_environment(settings)).run(
+                stop
+            )
+        finally:
+            stop.set()  # the naming task returns at once
+            await naming
+    finally:
+        repo.close()
