@@ -535,8 +535,8 @@ def _benchmarks_main() -> Callable[[list[str]], None]:
         from benchmarks.cli import main
     except ImportError as exc:
         raise ConfigError(
-            "weatherpipe bench: the benchmarks live in the repository's benchmarks/, not in the "
-            "installed package; clone the repository and run `pip install -e '.[bench]'` there "
+            "bench: the benchmarks live in the repository's benchmarks/, not in the installed "
+            "package; clone the repository and run `pip install -e '.[bench]'` there "
             f"({exc})"
         ) from None
     return main
