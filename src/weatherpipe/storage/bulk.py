@@ -56,12 +56,14 @@ _DEVICES_UPDATE = (
 # Detection writes its scores into a session-private table, then one UPDATE joins them in.
 _SCORES_TABLE = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS wp_scores "
-    "(id BIGINT PRIMARY KEY, flag BOOLEAN NOT NULL, score DOUBLE NOT NULL) ENGINE=MEMORY"
+    "(id BIGINT PRIMARY KEY, flag BOOLEAN NOT NULL, score DOUBLE NOT NULL, "
+    "kind VARCHAR(10) NULL, severity VARCHAR(10) NULL) ENGINE=MEMORY"
 )
-_SCORES = "INSERT INTO wp_scores (id, flag, score) VALUES "
+_SCORES = "INSERT INTO wp_scores (id, flag, score, kind, severity) VALUES "
 _APPLY_SCORES = (
     "UPDATE readings JOIN wp_scores ON readings.id = wp_scores.id "
     "SET readings.is_anomaly = wp_scores.flag, readings.anomaly_score = wp_scores.score, "
+    "readings.kind = wp_scores.kind, readings.severity = wp_scores.severity, "
     "readings.detector = {detector}"
 )
 
@@ -159,31 +161,47 @@ def render_readings(batch: Sequence[Reading], received: datetime) -> list[Statem
 
 
 def write_scores(
-    conn: Connection, detector: str, results: Iterable[tuple[int, bool, float]]
+    conn: Connection, detector: str, results: Iterable[tuple[int, bool, float, str, str]]
 ) -> None:
-    """Scores and flags of stored readings by id: one multi-row INSERT into a temporary
-    table and one UPDATE … JOIN, instead of one UPDATE round trip per reading."""
-    scored = [(int(rid), 1 if flag else 0, number(score)) for rid, flag, score in results]
+    """Scores, flags and the flags' kind and severity ("": NULL) of stored readings by id: one
+    multi-row INSERT into a temporary table and one UPDATE … JOIN, instead of one UPDATE round
+    trip per reading."""
+    scored = [
+        (int(rid), 1 if flag else 0, number(score), _label(kind), _label(severity))
+        for rid, flag, score, kind, severity in results
+    ]
     if not scored:
         return
     options = {"no_parameters": True}
     if len(scored) <= SMALL_SCORE_BATCH:
         # A real-time pass has a reading or two per device: one statement, one round trip.
-        flags = " ".join(f"WHEN {rid} THEN {flag}" for rid, flag, _ in scored)
-        scores = " ".join(f"WHEN {rid} THEN {score}" for rid, _, score in scored)
-        ids = ",".join(str(rid) for rid, _, _ in scored)
+        flags = " ".join(f"WHEN {rid} THEN {flag}" for rid, flag, *_ in scored)
+        scores = " ".join(f"WHEN {rid} THEN {score}" for rid, _, score, *_ in scored)
+        ids = ",".join(str(row[0]) for row in scored)
         conn.exec_driver_sql(
             f"UPDATE readings SET is_anomaly = CASE id {flags} END, "
-            f"anomaly_score = CASE id {scores} END, detector = {quote(detector)} "
+            f"anomaly_score = CASE id {scores} END, detector = {quote(detector)}, "
+            f"kind = {_case(scored, 3)}, severity = {_case(scored, 4)} "
             f"WHERE id IN ({ids})",
             execution_options=options,
         )
         return
-    rows = [f"({rid},{flag},{score})" for rid, flag, score in scored]
+    rows = [f"({rid},{flag},{score},{kind},{severity})" for rid, flag, score, kind, severity in scored]
     conn.exec_driver_sql(_SCORES_TABLE, execution_options=options)
     conn.exec_driver_sql("DELETE FROM wp_scores", execution_options=options)
     run(conn, _literal(_SCORES, rows))
     conn.exec_driver_sql(_APPLY_SCORES.format(detector=quote(detector)), execution_options=options)
+
+
+def _label(value: str) -> str:
+    """A flag's kind or severity as a SQL literal; "" (not an onset) is NULL."""
+    return quote(value) if value else "NULL"
+
+
+def _case(scored: list[tuple[int, int, str, str, str]], column: int) -> str:
+    """CASE id … END of one label column: NULL for every id it does not name."""
+    whens = " ".join(f"WHEN {row[0]} THEN {row[column]}" for row in scored if row[column] != "NULL")
+    return f"CASE id {whens} END" if whens else "NULL"
 
 
 def _stamped(batch: Sequence[Reading], render: Callable[[datetime], str]) -> list[str]:

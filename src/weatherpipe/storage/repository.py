@@ -94,8 +94,10 @@ class Detection:
 
     device_id: str
     last_ts: datetime
-    state: bytes
+    state: str  # the detector's to_state(), as JSON text
     results: Sequence[Scored]
+    warming_up: bool = False
+    false_alarms_per_day: float | None = None  # the sensitivity the state was built with
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,8 @@ class Scored:
     reading_id: int
     score: float
     is_anomaly: bool
+    kind: str = ""  # an onset's kind and severity ("" otherwise: stored as NULL)
+    severity: str = ""
 
 
 def naive_utc(ts: datetime) -> datetime:
@@ -359,8 +363,9 @@ class Repository:
         rows = self._run(lambda conn: conn.execute(query.statement(), values).mappings().all())
         return [_plain(row) for row in rows]
 
-    def devices(self) -> list[dict[str, Any]]:
-        """Every device with count, maximum (from daily rollups) and last reading, in one query.
+    def devices(self, detector: str = "default") -> list[dict[str, Any]]:
+        """Every device with count, maximum (from daily rollups), last reading and where
+        `detector` stands on it (`detection`), in one query.
 
         The last reading is found through devices.last_seen, an index point lookup per device,
         so the answer costs the same at 3 devices or 3,000 and at any number of readings.
@@ -381,8 +386,17 @@ class Repository:
                 totals.c.t_max,
                 readings.c.ts.label("last_ts"),
                 readings.c.temperature.label("last_temperature"),
+                detector_state.c.device_id.label("detected"),
+                detector_state.c.warming_up,
             )
             .outerjoin(totals, totals.c.device_id == devices.c.id)
+            .outerjoin(
+                detector_state,
+                and_(
+                    detector_state.c.device_id == devices.c.id,
+                    detector_state.c.detector == detector,
+                ),
+            )
             .outerjoin(
                 readings,
                 and_(readings.c.device_id == devices.c.id, readings.c.ts == devices.c.last_seen),
@@ -401,6 +415,8 @@ class Repository:
                 "max_temperature": row["t_max"],
                 "last_temperature": row["last_temperature"],
                 "last_ts": aware(row["last_ts"]) if row["last_ts"] is not None else None,
+                "detection": _detection(row["detected"], row["warming_up"]),
+                "false_alarms_per_day": row["false_alarms_per_day"],
             }
             for row in self._run(lambda conn: conn.execute(query).mappings().all())
         ]
@@ -521,7 +537,9 @@ class Repository:
     def _anomalies_query(self, device_id: str, start: datetime, end: datetime, limit: int) -> Any:
         r = readings.c
         return (
-            select(*self._columns(r.ts), r.temperature, r.anomaly_score, r.detector)
+            select(
+                *self._columns(r.ts), r.temperature, r.anomaly_score, r.detector, r.kind, r.severity
+            )
             .where(
                 r.is_anomaly == FLAGGED,
                 r.ts >= naive_utc(start),
@@ -600,12 +618,32 @@ class Repository:
         rows = self._run(lambda conn: conn.execute(select(devices.c.id, devices.c.last_seen)).all())
         return {device_id: aware(last_seen) for device_id, last_seen in rows}
 
-    def detector_states(self, detector: str) -> dict[str, tuple[datetime, bytes]]:
+    def detector_states(
+        self, detector: str
+    ) -> dict[str, tuple[datetime, str | bytes, float | None]]:
+        """Each device's position, stored state (JSON text, or whatever an older version left)
+        and the sensitivity that state was built with."""
         query = select(detector_state).where(detector_state.c.detector == detector)
         return {
-            row["device_id"]: (aware(row["last_ts"]), row["state"])
+            row["device_id"]: (aware(row["last_ts"]), row["state"], row["false_alarms_per_day"])
             for row in self._run(lambda conn: conn.execute(query).mappings().all())
         }
+
+    def sensitivity_overrides(self) -> dict[str, float]:
+        """The devices with their own sensitivity (expected false alarms a day)."""
+        query = select(devices.c.id, devices.c.false_alarms_per_day).where(
+            devices.c.false_alarms_per_day.is_not(None)
+        )
+        return {d: float(v) for d, v in self._run(lambda conn: conn.execute(query).all())}
+
+    def set_sensitivity(self, device_id: str, false_alarms_per_day: float | None) -> bool:
+        """Set (or clear, with None) a device's sensitivity; False when there is no such device."""
+        query = (
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(false_alarms_per_day=false_alarms_per_day)
+        )
+        return bool(self._run(lambda conn: conn.execute(query).rowcount))
 
     def readings_after(self, device_id: str, after: datetime | None, limit: int) -> list[Row]:
         """The next readings of a device for the detector, oldest first, with when each was
@@ -639,7 +677,7 @@ class Repository:
         detector: str,
         device_id: str,
         last_ts: datetime,
-        state: bytes,
+        state: str,
         results: Sequence[Scored],
     ) -> None:
         """Write scores and flags and the detector's new state in one transaction (idempotent)."""
@@ -656,6 +694,8 @@ class Repository:
                 "last_ts": naive_utc(p.last_ts),
                 "state": p.state,
                 "updated_at": now,
+                "warming_up": p.warming_up,
+                "false_alarms_per_day": p.false_alarms_per_day,
             }
             for p in passes
         ]
@@ -663,7 +703,9 @@ class Repository:
         def work(conn: Connection) -> None:
             if results and self.dialect in ("mysql", "mariadb"):
                 bulk.write_scores(
-                    conn, detector, ((s.reading_id, s.is_anomaly, s.score) for s in results)
+                    conn,
+                    detector,
+                    ((s.reading_id, s.is_anomaly, s.score, s.kind, s.severity) for s in results),
                 )
             elif results:
                 conn.execute(
@@ -673,9 +715,17 @@ class Repository:
                         is_anomaly=bindparam("flag"),
                         anomaly_score=bindparam("score"),
                         detector=detector,
+                        kind=bindparam("kind"),
+                        severity=bindparam("severity"),
                     ),
                     [
-                        {"rid": s.reading_id, "flag": s.is_anomaly, "score": s.score}
+                        {
+                            "rid": s.reading_id,
+                            "flag": s.is_anomaly,
+                            "score": s.score,
+                            "kind": s.kind or None,
+                            "severity": s.severity or None,
+                        }
                         for s in results
                     ],
                 )
@@ -692,6 +742,8 @@ class Repository:
                 last_ts=my.inserted.last_ts,
                 state=my.inserted.state,
                 updated_at=my.inserted.updated_at,
+                warming_up=my.inserted.warming_up,
+                false_alarms_per_day=my.inserted.false_alarms_per_day,
             )
         lite = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(detector_state)
         return lite.on_conflict_do_update(
@@ -700,6 +752,8 @@ class Repository:
                 "last_ts": lite.excluded.last_ts,
                 "state": lite.excluded.state,
                 "updated_at": lite.excluded.updated_at,
+                "warming_up": lite.excluded.warming_up,
+                "false_alarms_per_day": lite.excluded.false_alarms_per_day,
             },
         )
 
@@ -780,6 +834,13 @@ class Repository:
         return self._rows(
             select(detector_state.c.device_id, detector_state.c.detector, detector_state.c.last_ts)
         )
+
+
+def _detection(detected: str | None, warming_up: bool | None) -> str:
+    """Where detection stands on a device: not started, warming up, or monitoring."""
+    if detected is None:
+        return "not_started"
+    return "warming_up" if warming_up else "monitoring"
 
 
 def _distinct(batch: Sequence[Reading]) -> list[Reading]:
