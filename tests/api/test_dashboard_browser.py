@@ -62,7 +62,7 @@ def site(sqlite_repo: Repository) -> Iterator[str]:
     sqlite_repo.name_devices(NAMES)
     rows = sqlite_repo.readings_after(DEVICE_A, None, 2000)
     spike = rows[600]
-    sqlite_repo.save_detection("t", DEVICE_A, rows[-1][1], b"", [Scored(spike[0], 0.99, True)])
+    sqlite_repo.save_detection("t", DEVICE_A, rows[-1][1], "{}", [Scored(spike[0], 0.99, True)])
     port = free_port()
     settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
     server = ApiServer(create_app(settings, sqlite_repo), "127.0.0.1", port)

@@ -22,7 +22,7 @@ def client(repo: Repository) -> Iterator[TestClient]:
     repo.store_batch(series([10.0, 14.5, 12.0], DEVICE_A, start=NOW - timedelta(minutes=3)))
     repo.store_batch(series([30.0, 31.0], DEVICE_B, start=NOW - timedelta(days=40)))
     rows = repo.readings_after(DEVICE_A, None, 10)
-    repo.save_detection("t", DEVICE_A, rows[-1][1], b"", [Scored(rows[1][0], 0.97, True)])
+    repo.save_detection("t", DEVICE_A, rows[-1][1], "{}", [Scored(rows[1][0], 0.97, True)])
     settings = load_settings(database_url=str(repo.engine.url))
     with TestClient(create_app(settings, repo)) as test_client:
         yield test_client

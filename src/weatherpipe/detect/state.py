@@ -45,12 +45,11 @@ def restore(detector_name: str, device_id: str, stored: str | bytes) -> Detector
         return _unusable(detector_name, device_id, f"damaged ({type(exc).__name__}: {exc})")
 
 
-def _unusable(detector_name: str, device_id: str, reason: str) -> None:
+def _unusable(detector_name: str, device_id: str, reason: str) -> Detector | None:
     log.warning(
-        "device %s: stored %s detector state not used: %s; the detector starts afresh "
-        "(warming up)",
+        "device %s: stored %s detector state not used: %s; the detector starts afresh (warming up)",
         device_id,
         detector_name,
         reason,
     )
-    return None
+    return None  # (typed as restore's answer, so restore can return it)

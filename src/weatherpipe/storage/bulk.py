@@ -186,7 +186,7 @@ def write_scores(
             execution_options=options,
         )
         return
-    rows = [f"({rid},{flag},{score},{kind},{severity})" for rid, flag, score, kind, severity in scored]
+    rows = [f"({rid},{flag},{score},{kind},{sev})" for rid, flag, score, kind, sev in scored]
     conn.exec_driver_sql(_SCORES_TABLE, execution_options=options)
     conn.exec_driver_sql("DELETE FROM wp_scores", execution_options=options)
     run(conn, _literal(_SCORES, rows))

@@ -416,7 +416,7 @@ class Repository:
                 "last_temperature": row["last_temperature"],
                 "last_ts": aware(row["last_ts"]) if row["last_ts"] is not None else None,
                 "detection": _detection(row["detected"], row["warming_up"]),
-                "false_alarms_per_day": row["false_alarms_per_day"],
+                "false_alarms_per_day": _number(row["false_alarms_per_day"]),
             }
             for row in self._run(lambda conn: conn.execute(query).mappings().all())
         ]
@@ -625,7 +625,11 @@ class Repository:
         and the sensitivity that state was built with."""
         query = select(detector_state).where(detector_state.c.detector == detector)
         return {
-            row["device_id"]: (aware(row["last_ts"]), row["state"], row["false_alarms_per_day"])
+            row["device_id"]: (
+                aware(row["last_ts"]),
+                row["state"],
+                _number(row["false_alarms_per_day"]),
+            )
             for row in self._run(lambda conn: conn.execute(query).mappings().all())
         }
 
@@ -834,6 +838,11 @@ class Repository:
         return self._rows(
             select(detector_state.c.device_id, detector_state.c.detector, detector_state.c.last_ts)
         )
+
+
+def _number(value: Any) -> float | None:
+    """A nullable DOUBLE as a float (MySQL's driver hands over Decimal)."""
+    return None if value is None else float(value)
 
 
 def _detection(detected: str | None, warming_up: bool | None) -> str:
