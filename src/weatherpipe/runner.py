@@ -116,12 +116,17 @@ async def run_ingest(
         repo.close()
 
 
+def make_detection(settings: Settings, repo: Repository) -> DetectionJob:
+    """The detection job as the settings describe it (detector and sensitivity)."""
+    return DetectionJob(repo, settings.detector, false_alarms_per_day=settings.false_alarms_per_day)
+
+
 async def run_detect(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """`weatherpipe detect`: flag new readings every detect_interval seconds."""
     stop = stop or stop_on_signals()
     repo = open_repository(settings)
     try:
-        await DetectionJob(repo, settings.detector).run(stop, settings.detect_interval)
+        await make_detection(settings, repo).run(stop, settings.detect_interval)
     finally:
         repo.close()
 
@@ -174,7 +179,7 @@ async def run_pipeline(
     sensors = make_sensors(settings, bus, devices, rate, seed, anomaly_rate)
     metrics = Metrics()
     ingest = make_ingest(settings, bus, repo, metrics)
-    detect = DetectionJob(repo, settings.detector)
+    detect = make_detection(settings, repo)
     api = ApiServer(create_app(settings, repo, bus, metrics), settings.api_host, settings.api_port)
     api.start()
     tasks = [

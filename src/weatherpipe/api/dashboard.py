@@ -16,6 +16,8 @@ from weatherpipe.storage.repository import Repository
 router = APIRouter()
 RANGES = {"1h": "last hour", "24h": "last day", "7d": "last week", "30d": "last 30 days"}
 NO_DATA = "No data found"
+# What the card says about detection (a new device learns for a few minutes before it flags).
+DETECTION = {"not_started": "not started", "warming_up": "warming up", "monitoring": "monitoring"}
 
 
 def _fmt(value: Any) -> str:
@@ -58,7 +60,8 @@ def _card(device: dict[str, Any]) -> str:
         f" · <code>{did}</code></p>"
         f'<dl><dt>Last reading</dt><dd class="last">{escape(last)}</dd>'
         f'<dt>Readings</dt><dd class="count">{device["count"]:,}</dd>'
-        f'<dt>Maximum</dt><dd class="max">{escape(_fmt(device["max_temperature"]))} °C</dd></dl>'
+        f'<dt>Maximum</dt><dd class="max">{escape(_fmt(device["max_temperature"]))} °C</dd>'
+        f'<dt>Detection</dt><dd class="detection">{DETECTION[device["detection"]]}</dd></dl>'
         f'<figure class="chart" aria-label="temperature of {escape(device["name"])}">'
         f'<svg viewBox="0 0 360 150" role="img"></svg>'
         f'<figcaption class="chart-note">Charts need scripts; the tables below do not.'
@@ -95,7 +98,7 @@ def _day_form(params: dict[str, str]) -> tuple[str, dict[str, Any] | None, str |
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def home(request: Request) -> str:
     repo: Repository = request.app.state.repo
-    devices = repo.devices()
+    devices = repo.devices(request.app.state.settings.detector)
     for d in devices:
         d["name"] = d["name"] or KNOWN_NAMES.get(d["device_id"], d["device_id"][:8])
     names = {d["device_id"]: d["name"] for d in devices}
@@ -145,14 +148,33 @@ def home(request: Request) -> str:
         _section(
             "Anomalies in the last 30 minutes",
             _table(
-                _named(repo.analysis("deviceanomalies", since=since), names),
-                {"name": "Device", "count": "Anomalies"},
+                _named(_with_kinds(repo, since), names),
+                {"name": "Device", "count": "Anomalies", "kinds": "Kinds"},
                 "anomalies",
             ),
             "anomalies-section",
         ),
     ]
     return PAGE.replace("{{sections}}", "".join(sections))
+
+
+def _with_kinds(repo: Repository, since: datetime) -> list[dict[str, Any]]:
+    """Anomalies per device, each with what its flags say they are ("spike (high) x2, ...")."""
+    flagged: dict[str, list[dict[str, Any]]] = {}
+    for reading in repo.anomalous_readings(since):
+        flagged.setdefault(reading["device_id"], []).append(reading)
+    rows = repo.analysis("deviceanomalies", since=since)
+    return [{**row, "kinds": kinds(flagged.get(row["device_id"], []))} for row in rows]
+
+
+def kinds(readings: list[dict[str, Any]]) -> str:
+    """The kinds and severities of flagged readings, most frequent first (dashboard.js's twin)."""
+    counts: dict[str, int] = {}
+    for r in readings:
+        label = f"{r['kind']} ({r['severity']})" if r["kind"] else "unlabelled"
+        counts[label] = counts.get(label, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    return ", ".join(label + (f" x{n}" if n > 1 else "") for label, n in ranked) or "-"
 
 
 def _named(rows: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:

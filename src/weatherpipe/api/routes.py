@@ -84,8 +84,8 @@ def utc(name: str, value: datetime | None) -> datetime | None:
 
 @router.get("/api/v1/devices", response_model=list[Device], tags=["analyses"])
 def list_devices(request: Request) -> list[dict[str, Any]]:
-    """Every device with its location, reading count and last reading."""
-    devices = repo_of(request).devices()
+    """Every device with its location, reading count, last reading and detection state."""
+    devices = repo_of(request).devices(request.app.state.settings.detector)
     for device in devices:
         device["name"] = device["name"] or KNOWN_NAMES.get(device["device_id"])
     return devices
