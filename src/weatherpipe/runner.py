@@ -18,7 +18,6 @@ from typing import Any
 import uvicorn
 
 from weatherpipe.api.app import create_app
-from weatherpipe.api.metrics import Metrics
 from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
@@ -26,12 +25,13 @@ from weatherpipe.detect.job import DetectionJob
 from weatherpipe.errors import BusUnavailable, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, quiet_collector, stop_on_signals
+from weatherpipe.metrics import Metrics
 from weatherpipe.reading import decode, format_ts
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
 from weatherpipe.sensors.spool import Item, Spool
 from weatherpipe.signing import DeviceKeys, Signer, Verifier
-from weatherpipe.storage.engine import upgrade
+from weatherpipe.storage.engine import require_current, upgrade
 from weatherpipe.storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,17 @@ def open_bus(settings: Settings) -> Bus:
     return create_bus(settings.bus_url, settings.topic, settings.subscription)
 
 
-def open_repository(settings: Settings, migrate: bool = True) -> Repository:
+def open_repository(settings: Settings, migrate: bool | None = None) -> Repository:
+    """The repository; the schema upgraded first, or only checked with `settings.migrate` off."""
     repo = Repository.from_url(settings.database_url)
-    if migrate:
-        upgrade(repo.engine)
+    try:
+        if settings.migrate if migrate is None else migrate:
+            upgrade(repo.engine)
+        else:
+            require_current(repo.engine)
+    except BaseException:
+        repo.close()
+        raise
     return repo
 
 

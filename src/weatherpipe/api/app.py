@@ -16,10 +16,10 @@ from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
 from weatherpipe.api import dashboard, routes
-from weatherpipe.api.metrics import Metrics
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.errors import ApiError, StorageError, StorageUnavailable
+from weatherpipe.metrics import Metrics
 from weatherpipe.storage.repository import Repository
 
 STATIC = Path(__file__).with_name("static")
@@ -57,6 +57,7 @@ def create_app(
     app.state.metrics.watch_database(app.state.repo)
     app.include_router(routes.router)
     app.include_router(dashboard.router)
+    app.state.templates = dashboard.templates()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.get("/docs", include_in_schema=False)(_docs)
     _add_error_handlers(app)
