@@ -112,8 +112,9 @@ def test_detection_state_and_flags_commit_together(repo: Repository) -> None:
     repo.save_detection("d", DEVICE_A, rest[-1][1], '{"s": 2}', [flag])
     assert repo.detector_states("d")[DEVICE_A] == (rest[-1][1], '{"s": 2}', None)
     assert scalar(repo, "SELECT COUNT(*) FROM readings WHERE detector = 'd'") == 3
-    sql = "SELECT temperature, kind, severity FROM readings WHERE kind IS NOT NULL"
-    assert repo.run_sql(sql) == [(3.0, "spike", "high")]
+    with repo.engine.connect() as conn:
+        sql = "SELECT temperature, kind, severity FROM readings WHERE kind IS NOT NULL"
+        assert [tuple(row) for row in conn.execute(text(sql))] == [(3.0, "spike", "high")]
 
 
 def test_weather_trans_view_keeps_the_original_queries_working(repo: Repository) -> None:
