@@ -254,9 +254,9 @@ def _sqlite_raw_rate(folder: Path, rows: Sequence[tuple[object, ...]]) -> float:
 async def _embedded_once(folder: Path, payloads: Sequence[bytes]) -> float:
     """One drain by the ingest worker as `weatherpipe up` builds it (its default settings)."""
     from weatherpipe.bus.memory import MemoryBus
+    from weatherpipe.compose import make_ingest
     from weatherpipe.config import load_settings
     from weatherpipe.lifecycle import quiet_collector
-    from weatherpipe.runner import make_ingest
     from weatherpipe.storage.engine import upgrade
     from weatherpipe.storage.repository import Repository
 

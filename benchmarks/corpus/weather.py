@@ -138,7 +138,7 @@ def _diurnal(
     factors = rng.uniform(*climate.cloudy_day, size=int(days.max()) + 2)
     # Interpolate the per-day factor between local noons so the range never jumps at midnight.
     day_pos = (clock.start_local_s + tau) / DAY_S - 0.5
-    factor = np.interp(day_pos, np.arange(len(factors)) - 0.0, factors)
+    factor = np.interp(day_pos, np.arange(len(factors)), factors)
     rise, _ = clock.sun_hours(tau)
     return 0.5 * diurnal_range * factor * diurnal_shape(clock.hour(tau), rise, max_hour)
 
@@ -200,10 +200,9 @@ def _showers(
     climate: Climate, clock: Clock, tau: np.ndarray, rng: np.random.Generator
 ) -> tuple[int, np.ndarray]:
     """Showers: 1-4 °C cooler within 2-10 min, recovering over 30-90 min."""
-    n = rng.poisson(climate.showers_per_day * tau[-1] / DAY_S)
+    starts = _shower_starts(climate, clock, float(tau[-1]), rng)
     out = np.zeros(len(tau))
-    for _ in range(n):
-        t0 = _shower_time(climate, clock, tau[-1], rng)
+    for t0 in starts:
         drop = rng.uniform(1.0, 4.0)
         fall = rng.uniform(120.0, 600.0)
         rise = rng.uniform(1800.0, 5400.0)
@@ -214,22 +213,35 @@ def _showers(
             local < fall, _smoothstep(local / fall), 1.0 - _smoothstep((local - fall) / rise)
         )
         out[lo:hi] -= drop * shape
-    return int(n), out
+    return int(np.count_nonzero(starts >= 0.0)), out
 
 
-def _shower_time(
+def _shower_starts(
     climate: Climate, clock: Clock, end: float, rng: np.random.Generator
-) -> float:
-    """Uniform in time, or (tropics) between 13:00 and 18:00 local on a random day."""
+) -> np.ndarray:
+    """Any time, or (convective climates) between 13:00 and 18:00 local.
+
+    Starts run from 90 minutes before the first reading, so a stream may begin mid-shower.
+    """
+    lead = 5400.0
     if not climate.afternoon_showers:
-        return float(rng.uniform(0.0, end))
-    for _ in range(20):
-        day = rng.integers(0, int(end // DAY_S) + 1)
-        t0 = day * DAY_S + rng.uniform(13.0, 18.0) * 3600.0 - clock.start_local_s
-        t0 += DAY_S if t0 < -DAY_S / 2 else 0.0
-        if 0.0 <= t0 <= end:
-            return float(t0)
-    return float(rng.uniform(0.0, end))
+        n = rng.poisson(climate.showers_per_day * (end + lead) / DAY_S)
+        return np.sort(rng.uniform(-lead, end, size=n))
+    afternoons = []
+    first = math.floor((clock.start_local_s - lead) / DAY_S)
+    for day in range(first, math.floor((clock.start_local_s + end) / DAY_S) + 1):
+        begin = day * DAY_S + 13 * 3600.0 - clock.start_local_s
+        lo, hi = max(begin, -lead), min(begin + 5 * 3600.0, end)
+        if hi > lo:
+            afternoons.append((lo, hi))
+    total = sum(hi - lo for lo, hi in afternoons)
+    n = rng.poisson(climate.showers_per_day * total / (5 * 3600.0))
+    # Uniform over the afternoons joined end to end, then mapped back onto the clock.
+    offsets = np.sort(rng.uniform(0.0, total, size=n))
+    bounds = np.cumsum([0.0] + [hi - lo for lo, hi in afternoons])
+    which = np.searchsorted(bounds, offsets, side="right") - 1
+    lows = np.array([lo for lo, _ in afternoons] or [0.0])
+    return lows[which] + offsets - bounds[which]
 
 
 def _sunshine(climate: Climate, tau: np.ndarray, rng: np.random.Generator) -> np.ndarray:

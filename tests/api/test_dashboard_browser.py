@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from weatherpipe.api.app import create_app
+from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.runner import ApiServer
 from weatherpipe.storage.repository import Detection, Repository, Scored
@@ -73,7 +73,7 @@ def site(sqlite_repo: Repository) -> Iterator[str]:
     )
     port = free_port()
     settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
-    server = ApiServer(create_app(settings, sqlite_repo), "127.0.0.1", port)
+    server = ApiServer(make_api(settings, sqlite_repo), "127.0.0.1", port)
     server.start()
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz")

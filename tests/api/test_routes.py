@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from weatherpipe.api.app import create_app
+from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.storage.repository import Repository, Scored
 from weatherpipe.testing import DEVICE_A, DEVICE_B, series
@@ -27,7 +27,7 @@ def client(repo: Repository) -> Iterator[TestClient]:
     rows = repo.readings_after(DEVICE_A, None, 10)
     repo.save_detection("t", DEVICE_A, rows[-1][1], "{}", [Scored(rows[1][0], 0.97, True)])
     settings = load_settings(database_url=str(repo.engine.url))
-    with TestClient(create_app(settings, repo)) as test_client:
+    with TestClient(make_api(settings, repo)) as test_client:
         yield test_client
 
 

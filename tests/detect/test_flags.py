@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from weatherpipe.api.app import create_app
+from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.detect.job import DetectionJob
 from weatherpipe.status import gather
@@ -28,7 +28,7 @@ def calm(n: int) -> list[float]:
 def api(repo: Repository) -> Iterator[tuple[TestClient, str]]:
     """A client of the API over `repo`, and the detector it reports on."""
     settings = load_settings(database_url=str(repo.engine.url), detector="kmeans-minute")
-    with TestClient(create_app(settings, repo)) as client:
+    with TestClient(make_api(settings, repo)) as client:
         yield client, settings.detector
 
 
@@ -72,7 +72,7 @@ def test_a_new_device_is_shown_warming_up_then_monitoring(repo: Repository) -> N
     repo.store_batch(series(calm(30), DEVICE_A, start=start))
     repo.store_batch(series(calm(30), DEVICE_B, start=start))
     job = DetectionJob(repo, settings.detector, settle_seconds=0)
-    with TestClient(create_app(settings, repo)) as client:
+    with TestClient(make_api(settings, repo)) as client:
         assert detection(client) == {DEVICE_A: "not_started", DEVICE_B: "not_started"}
         job.run_once()
         assert detection(client) == {DEVICE_A: "warming_up", DEVICE_B: "warming_up"}
