@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from weatherpipe.errors import ConfigError
+from weatherpipe.redact import MaskedUrl, mask_url
 
 ENV_PREFIX = "WEATHERPIPE_"
 
@@ -20,11 +21,11 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
     )
 
-    database_url: str = Field(
+    database_url: MaskedUrl = Field(
         "sqlite:///weather.db",
         description="SQLAlchemy URL of the database (sqlite:///FILE or mysql+pymysql://...).",
     )
-    bus_url: str = Field(
+    bus_url: MaskedUrl = Field(
         "memory://",
         description="Message bus URL: memory://, nats://HOST:PORT, mqtt://HOST:PORT or pubsub://PROJECT.",
     )
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
-    api_token: str | None = Field(
+    api_token: SecretStr | None = Field(
         None, description="When set, every API request needs `Authorization: Bearer TOKEN`."
     )
     cors_origins: str = Field(
@@ -111,7 +112,11 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = ENV_PREFIX + str(err["loc"][0]).upper() if err["loc"] else ENV_PREFIX
-        raise ConfigError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
+        given = err.get("input")
+        shown = repr(mask_url(given)) if isinstance(given, str) else repr(given)
+        if name == ENV_PREFIX + "API_TOKEN":
+            shown = "a value"  # the token itself is never shown
+        raise ConfigError(f"{name}: {err['msg']} (got {shown})") from None
 
 
 @lru_cache(maxsize=1)

@@ -226,6 +226,9 @@ async def readyz(request: Request) -> JSONResponse:
     bus = request.app.state.bus
     if bus is not None:
         try:
+            # A standalone API opens its bus lazily, and again after the broker was away:
+            # connect() does nothing when already connected.
+            await bus.connect()
             await bus.ping()
             checks["bus"] = "ok"
         except WeatherpipeError as exc:
