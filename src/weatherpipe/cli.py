@@ -62,6 +62,8 @@ dead_app = typer.Typer(
 keys_app = typer.Typer(help="Per-device signing keys.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(keys_app, name="keys")
+devices_app = typer.Typer(help="Devices in the registry.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
 
 # Options that override a setting; each one's variable is named in its help.
 DatabaseUrl = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_DATABASE_URL]")]
@@ -69,6 +71,13 @@ BusUrl = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_BUS_URL]")]
 Topic = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_TOPIC]")]
 Subscription = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_SUBSCRIPTION]")]
 Detector = Annotated[str | None, typer.Option(help="Detector name. [env: WEATHERPIPE_DETECTOR]")]
+FalseAlarms = Annotated[
+    float | None,
+    typer.Option(
+        help="Sensitivity: expected false alarms per device per day. "
+        "[env: WEATHERPIPE_FALSE_ALARMS_PER_DAY]"
+    ),
+]
 Port = Annotated[int | None, typer.Option(help="API port. [env: WEATHERPIPE_API_PORT]")]
 Host = Annotated[str | None, typer.Option(help="API address. [env: WEATHERPIPE_API_HOST]")]
 Devices = Annotated[int, typer.Option(min=1, max=100_000, help="How many simulated devices.")]
@@ -301,11 +310,48 @@ def ingest(
 
 
 @app.command()
-def detect(database_url: DatabaseUrl = None, detector: Detector = None) -> None:
+def detect(
+    database_url: DatabaseUrl = None,
+    detector: Detector = None,
+    false_alarms_per_day: FalseAlarms = None,
+) -> None:
     """Flag anomalies in newly stored readings, continuously."""
     from weatherpipe.runner import run_detect
 
-    asyncio.run(run_detect(_settings(database_url=database_url, detector=detector)))
+    settings = _settings(
+        database_url=database_url, detector=detector, false_alarms_per_day=false_alarms_per_day
+    )
+    asyncio.run(run_detect(settings))
+
+
+@devices_app.command("sensitivity")
+def devices_sensitivity(
+    device_id: Annotated[str, typer.Argument(help="The device's id.")],
+    value: Annotated[
+        float | None,
+        typer.Argument(help="Expected false alarms per day for this device (> 0)."),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Drop the device's own value: use the global one.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set or clear one device's sensitivity; the detection job applies it on its next pass
+    (that device's detector starts afresh and warms up again)."""
+    from weatherpipe.runner import open_repository
+
+    if clear == (value is not None):
+        raise ConfigError("devices sensitivity: give either VALUE or --clear")
+    if value is not None and not 0 < value < float("inf"):
+        raise ConfigError(f"devices sensitivity: VALUE must be a number > 0 (got {value})")
+    repo = open_repository(_settings(database_url=database_url))
+    try:
+        if not repo.set_sensitivity(device_id.lower(), value):
+            raise ConfigError(f"devices sensitivity: no device {device_id}")
+    finally:
+        repo.close()
+    what = "the global setting" if value is None else f"{value:g} false alarms a day"
+    typer.echo(f"{device_id.lower()}: sensitivity {what}", err=True)
 
 
 @app.command()
@@ -422,7 +468,10 @@ def status(
     typer.echo(f"devices       {len(state.devices)}")
     for d in state.devices:
         last = f"{d.last_ts:%Y-%m-%d %H:%M:%S}Z {d.last_temperature:.2f} °C" if d.last_ts else "-"
-        typer.echo(f"  {d.device_id}  {d.name or '':14} {d.count:>10,}  last {last}")
+        typer.echo(
+            f"  {d.device_id}  {d.name or '':14} {d.count:>10,}  last {last}  "
+            f"detection {d.detection.replace('_', ' ')}"
+        )
     for p in state.detectors:
         typer.echo(
             f"detector      {p['detector']} {p['device_id']} at {p['last_ts']:%Y-%m-%d %H:%M:%S}Z"

@@ -133,8 +133,8 @@ def fleet_names(devices: int, seed: int) -> Mapping[str, str]:
 
 
 def make_detection(settings: Settings, repo: Repository) -> DetectionJob:
-    """The detection job with the configured detector."""
-    return DetectionJob(repo, settings.detector)
+    """The detection job with the configured detector and sensitivity."""
+    return DetectionJob(repo, settings.detector, false_alarms_per_day=settings.false_alarms_per_day)
 
 
 def make_api(

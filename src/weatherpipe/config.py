@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     detector: str = Field(
         "default", description="Anomaly detector name (see `weatherpipe detectors`)."
     )
+    false_alarms_per_day: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Detection sensitivity: expected false alarms per device per day on normal "
+        "weather (unset: the detector's own default, see `weatherpipe detectors`); a device's "
+        "own value (`weatherpipe devices sensitivity`) takes precedence.",
+    )
     detect_interval: float = Field(
         0.5, gt=0, le=3600, description="Seconds between detection passes over new readings."
     )
