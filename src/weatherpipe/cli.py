@@ -250,6 +250,9 @@ def sensors(
         stats = asyncio.run(run_backfill(settings, options, end - span, end, to_db=to_db))
     else:
         stats = asyncio.run(run_sensors(settings, options, duration))
+    if backfill and to_db:
+        typer.echo(f"wrote {stats.ticks * devices:,} readings of {devices} devices", err=True)
+        return
     typer.echo(
         f"published {stats.published:,} readings, spooled {stats.spooled:,}, "
         f"{stats.ticks:,} ticks of {devices} devices",
@@ -581,8 +584,20 @@ def evaluate(
     """Score a detector on labeled series with the NAB rules and event-level F1."""
     from weatherpipe.detect.evaluate import evaluate_corpus, format_report
 
+    if not any(data_dir.rglob("*.csv")):
+        raise NothingToScore(f"nothing to score: no CSV files under {data_dir}")
     report = evaluate_corpus(data_dir, windows, detector, out)
+    _require_events(report.events, f"in {data_dir} against {windows}")
     typer.echo(format_report(report, per_file=per_file))
+
+
+class NothingToScore(WeatherpipeError):
+    """No labeled window and no flag: any F1 printed would be made up."""
+
+
+def _require_events(counts: Any, where: str) -> None:
+    if counts.true_positives + counts.false_negatives + counts.false_positives == 0:
+        raise NothingToScore(f"nothing to score: no labeled anomaly and no flag {where}")
 
 
 @app.command(
@@ -633,7 +648,11 @@ def score(
     settings = _settings(database_url=database_url)
     repo = open_repository(settings, must_exist=True)
     try:
-        typer.echo(format_score(score_run(repo, detector)))
+        result = score_run(repo, detector)
+        _require_events(
+            result.overall, "yet (run the simulator with anomalies, and detection, for longer)"
+        )
+        typer.echo(format_score(result))
     finally:
         repo.close()
 
