@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint clean lock image
+.PHONY: install up test lint clean corpus lock image
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ lint: install
 
 test: lint
 	$(BIN)/pytest -q
+
+# The labelled anomaly corpus (benchmarks/corpus/README.md); generated, never committed.
+corpus: install
+	$(BIN)/python -m benchmarks.corpus.generate build/corpus
 
 clean:
 	rm -rf $(VENV) weather.db .pytest_cache .mypy_cache .ruff_cache
@@ -52,3 +56,7 @@ image:
 	  --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
 	  -t $(IMAGE) .
 	@$(ENGINE) image inspect $(IMAGE) --format '{{.Size}}' | awk '{printf "$(IMAGE): %.0f MB\n", $$1/1e6}'
+
+# The API's token for compose.yaml, readable by you only; never overwritten (delete it to rotate).
+api.env:
+	(umask 077 && $(PY) -c 'import secrets; print("WEATHERPIPE_API_TOKEN=" + secrets.token_hex(24))' >$@)
