@@ -11,14 +11,14 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[mysql,nats,mqtt,pubsub,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[mysql,nats,mqtt,pubsub,bench,dev]'
 	touch $(STAMP)
 
 up: install
 	$(BIN)/weatherpipe up
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
 test: lint

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -262,7 +263,9 @@ def api(
     from weatherpipe.runner import StageServer, open_bus, open_repository
 
     settings = _settings(api_port=port, api_host=host, database_url=database_url, bus_url=bus_url)
-    bus = None if settings.bus_url.startswith("memory") else open_bus(settings)
+    # Another process's in-process bus is invisible from here: /readyz has no bus to check.
+    opened = open_bus(settings)
+    bus = opened if opened.crosses_processes else None
     application = create_app(settings, open_repository(settings), bus)
     # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
     log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
@@ -422,7 +425,7 @@ def dead_letters_replay(
     if bool(ids) == replay_all:
         raise typer.BadParameter("name dead letter ids, or use --all (not both)")
     settings = _settings(database_url=database_url, bus_url=bus_url, topic=topic)
-    if settings.bus_url.startswith("memory"):
+    if not open_bus(settings).crosses_processes:
         raise ConfigError(
             "WEATHERPIPE_BUS_URL: replay needs the bus that ingest reads (memory:// lives "
             "inside one process)"
@@ -476,45 +479,30 @@ def evaluate(
     typer.echo(format_report(report, per_file=per_file))
 
 
-@app.command()
-def bench(
-    scenario: Annotated[
-        str | None, typer.Argument(help="One scenario (default: all); see --list.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
-    quick: Annotated[bool, typer.Option(help="Small sizes: a smoke run, not the figures.")] = False,
-    repeats: Annotated[int, typer.Option(min=1, help="Rounds per scenario (median).")] = 3,
-    list_: Annotated[bool, typer.Option("--list", help="List the scenarios.")] = False,
-    nats_url: Annotated[str, typer.Option(help="NATS server for the bus scenarios.")] = (
-        "nats://127.0.0.1:4222"
-    ),
-    mariadb_url: Annotated[
-        str, typer.Option(help="MariaDB server URL (no database: each run makes its own).")
-    ] = "mysql+pymysql://root@127.0.0.1:3306",
-) -> None:
-    """Measure throughput and latency, each against a baseline from the same run."""
-    from weatherpipe.bench import BenchOptions, markdown_table, scenarios
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmarks of the repository's benchmarks/ (a checkout only; --help for more)."""
+    _benchmarks_main()(ctx.args)
 
-    known = scenarios()
-    if list_:
-        for name, function in known.items():
-            typer.echo(f"{name:16} {(function.__doc__ or '').strip().splitlines()[0]}")
-        return
-    if scenario is not None and scenario not in known:
-        raise typer.BadParameter(f"unknown scenario {scenario!r}; known: {', '.join(known)}")
-    _logging(load_settings(log_level="WARNING"))
-    options = BenchOptions(quick=quick, repeats=repeats, nats_url=nats_url, mariadb_url=mariadb_url)
-    results = []
-    for name in [scenario] if scenario else list(known):
-        typer.echo(f"running {name} ...", err=True)
-        result = known[name](options)
-        results.append(result)
-        if not as_json:
-            typer.echo(markdown_table([result]).splitlines()[-1])
-    if as_json:
-        typer.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
-    else:
-        typer.echo("\n" + markdown_table(results), nl=False)
+
+def _benchmarks_main() -> Callable[[list[str]], None]:
+    """`benchmarks.cli.main` from the checkout this package runs from (an editable install, or
+    the repository root on sys.path); ConfigError when there is none, as after `pip install`."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "benchmarks" / "scenarios.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        from benchmarks.cli import main
+    except ImportError as exc:
+        raise ConfigError(
+            "weatherpipe bench: the benchmarks live in the repository's benchmarks/, not in the "
+            "installed package; clone the repository and run `pip install -e '.[bench]'` there "
+            f"({exc})"
+        ) from None
+    return main
 
 
 @app.command()

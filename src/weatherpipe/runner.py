@@ -18,7 +18,6 @@ from typing import Any
 import uvicorn
 
 from weatherpipe.api.app import create_app
-from weatherpipe.api.metrics import Metrics
 from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
@@ -26,6 +25,7 @@ from weatherpipe.detect.job import DetectionJob
 from weatherpipe.errors import BusUnavailable, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, quiet_collector, stop_on_signals
+from weatherpipe.metrics import Metrics
 from weatherpipe.reading import decode, format_ts
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats

@@ -38,9 +38,9 @@ class Status:
 
 async def consumer_lag(settings: Settings) -> tuple[int | None, str]:
     """Messages waiting for ingest, or None and why the broker could not say."""
-    if settings.bus_url.startswith("memory"):
-        return None, "memory:// lives inside one process; no other process can see its queue"
     bus = create_bus(settings.bus_url, settings.topic, settings.subscription)
+    if not bus.crosses_processes:
+        return None, f"{bus.scheme}:// lives inside one process; no other process can see its queue"
     try:
         async with bus:
             lag = await bus.lag()

@@ -31,7 +31,9 @@ PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 def check_bus(settings: Settings) -> None:
     """Child processes need a bus they can share; memory:// lives inside one process."""
-    if settings.bus_url.startswith("memory"):
+    from weatherpipe.bus import create_bus
+
+    if not create_bus(settings.bus_url, settings.topic, settings.subscription).crosses_processes:
         raise ConfigError(
             "WEATHERPIPE_BUS_URL: --processes needs a bus that crosses processes "
             "(nats://, mqtt:// or pubsub://); memory:// lives inside one process"

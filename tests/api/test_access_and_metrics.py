@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from weatherpipe.api.app import create_app
-from weatherpipe.api.metrics import Metrics
 from weatherpipe.bus import create_bus
 from weatherpipe.config import load_settings
 from weatherpipe.ingest.worker import IngestWorker
+from weatherpipe.metrics import Metrics
 from weatherpipe.reading import encode
 from weatherpipe.storage.repository import BatchResult, Repository
 from weatherpipe.testing import DEVICE_A, series

@@ -16,10 +16,10 @@ from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
 from weatherpipe.api import dashboard, routes
-from weatherpipe.api.metrics import Metrics
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.errors import ApiError, StorageError, StorageUnavailable
+from weatherpipe.metrics import Metrics
 from weatherpipe.storage.repository import Repository
 
 STATIC = Path(__file__).with_name("static")

@@ -12,7 +12,6 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from weatherpipe.api.metrics import CONTENT_TYPE, Metrics
 from weatherpipe.api.schemas import (
     Device,
     DeviceAnomalies,
@@ -25,6 +24,7 @@ from weatherpipe.api.schemas import (
     Series,
 )
 from weatherpipe.errors import InvalidParameter, NotFound, WeatherpipeError
+from weatherpipe.metrics import CONTENT_TYPE, Metrics
 from weatherpipe.sensors.profiles import KNOWN_NAMES
 from weatherpipe.storage.repository import Repository
 

@@ -532,36 +532,6 @@ class Repository:
             .limit(limit)
         )
 
-    def full_scan_queries(self) -> dict[str, str]:
-        """The original deployment's queries over weather_trans (full scans), for benchmarks."""
-        day_of = (
-            "CAST(strftime('%d', time) AS INTEGER)" if self.dialect == "sqlite" else "DAY(time)"
-        )
-        month_of = (
-            "CAST(strftime('%m', time) AS INTEGER)" if self.dialect == "sqlite" else "MONTH(time)"
-        )
-        return {
-            "devices": (
-                "SELECT deviceid, COUNT(*), MAX(temperature), MAX(time) FROM weather_trans "
-                "GROUP BY deviceid"
-            ),
-            "devicedata": "SELECT deviceid, COUNT(*) FROM weather_trans GROUP BY deviceid",
-            "devicemax": "SELECT deviceid, MAX(temperature) FROM weather_trans GROUP BY deviceid",
-            "daymax": (
-                "SELECT deviceid, MAX(temperature) FROM weather_trans "
-                f"WHERE {day_of} = :day AND {month_of} = :month GROUP BY deviceid"
-            ),
-            "deviceanomalies": (
-                "SELECT deviceid, COUNT(*) FROM weather_trans "
-                "WHERE isanomal = 1 AND time >= :since GROUP BY deviceid"
-            ),
-        }
-
-    def run_sql(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-        """Run one literal read-only statement with bound parameters (benchmarks, tests)."""
-        values = {k: naive_utc(v) if isinstance(v, datetime) else v for k, v in params.items()}
-        return [tuple(r) for r in self._run(lambda conn: conn.execute(text(sql), values).all())]
-
     def _rows(self, query: Any) -> list[dict[str, Any]]:
         return self._rows_many(query)[0]
 

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pymysql
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from weatherpipe.bench.base import (
+from benchmarks.base import (
     BenchOptions,
     Processes,
     Result,
@@ -28,7 +28,6 @@ from weatherpipe.bench.base import (
     stage_env,
 )
 from weatherpipe.reading import decode
-from weatherpipe.storage.tables import readings_daily
 
 RAW_ROWS_PER_TRANSACTION = 2000
 DRAIN_TIMEOUT_SECONDS = 600.0
@@ -99,7 +98,7 @@ def drain_rate(
     (so process start-up is not counted; the daily rollup's sum is the stored count)."""
     env = stage_env(database_url, options.nats_url, topic, "drain")
     engine = create_engine(database_url)
-    query = select(func.coalesce(func.sum(readings_daily.c.n), 0))
+    query = text("SELECT COALESCE(SUM(n), 0) FROM readings_daily")
     try:
         with Processes() as children, engine.connect() as conn:
             launched = time.perf_counter()

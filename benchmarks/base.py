@@ -81,10 +81,6 @@ class Result:
         }
 
 
-def unavailable(scenario: str, why: str) -> Result:
-    return Result(scenario, "-", None, "", "-", None, note=f"not available yet: {why}")
-
-
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
