@@ -36,7 +36,8 @@ def trace_file(path: Path) -> np.ndarray:
 def main(argv: list[str]) -> None:
     data_dir, windows_path = Path(argv[0]), Path(argv[1])
     labels = json.loads(windows_path.read_text())
-    normal, peaks = [], {}
+    normal: list[np.ndarray] = []
+    peaks: dict[str, list[np.ndarray]] = {}
     for relative, raw in sorted(labels.items()):
         trace = trace_file(data_dir / relative)
         keep = np.ones(len(trace), dtype=bool)

@@ -1,4 +1,4 @@
-"""The default detector: robust, calibrated tests per fault kind, each line set by a false-alarm rate.
+"""The default detector: robust tests per fault kind, each line set by a false-alarm rate.
 
 Per reading, against the device's own robust statistics (one parameter set for every device):
 
@@ -57,16 +57,18 @@ TAIL_READINGS = 86_400  # memory of each test's tail: a day at 1 Hz
 TAIL_PRIOR_READINGS = 600  # the tuning corpus's tail weighs as 10 minutes of 1 Hz readings
 RELINE_READINGS = 64  # lines follow the tails and the sampling interval, re-derived this often
 SPIKE, SHIFT, DRIFT, STUCK, NOISE = range(5)
+INF = math.inf
 ALL_TESTS = (1 << 5) - 1
 RANGE_BIT = 1 << 5  # `held` bit of the range test: set while the reading stays out of band
 GAP = Verdict(0.75, True, "gap", "low")
+RANGE = Verdict(1.0, True, "range", "high")
 QUIET = Verdict(0.0, False)
 _J_MEAN = (TREND - 1) / 2.0
 _J_VAR = TREND * (TREND * TREND - 1) / 12.0  # sum of squared deviations of positions
 _REACH = (BEFORE + AFTER) / 2.0  # from the before window's centre to the after window's
 
 _FLOATS = (
-    "false_alarms_per_day", "first_ts", "last_ts", "prev", "dt", "sd", "sd_fast", "res",
+    "false_alarms_per_day", "quantum", "first_ts", "last_ts", "prev", "dt", "sd", "sd_fast", "res",
     "base", "st0", "st1", "sb", "sa", "sscale", "fast", "slow", "dscale", "reps", "steps", "nlp",
 )  # fmt: skip
 _INTS = ("n", "run", "outside", "held", "pos", "ksteps", "quiet")
@@ -94,6 +96,7 @@ class VigilDetector(Detector):
     def __init__(self, false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY) -> None:
         self.false_alarms_per_day = float(false_alarms_per_day)
         self.n = 0  # readings seen
+        self.quantum = math.inf  # the smallest step between readings seen: the resolution
         self.first_ts = self.last_ts = self.prev = 0.0
         self.dt = 1.0  # the stream's usual sampling interval, seconds
         self.sd = self.sd_fast = self.res = 0.0  # long / short step scale, median residual scale
@@ -130,7 +133,7 @@ class VigilDetector(Detector):
     def process_many(self, ts: Sequence[float], values: Sequence[float]) -> list[Verdict]:
         # One loop over locals serves both paths (batch and single are equal by construction);
         # attribute look-ups inside it would halve the throughput.
-        fa = self.false_alarms_per_day
+        fa, quantum = self.false_alarms_per_day, self.quantum
         n, first_ts, last_ts, prev, dt = self.n, self.first_ts, self.last_ts, self.prev, self.dt
         sd, sd_fast, res = self.sd, self.sd_fast, self.res
         base, sscale = self.base, self.sscale
@@ -175,6 +178,15 @@ class VigilDetector(Detector):
             air = outside * 100 <= n  # the band applies to devices that live inside it
             if not in_band:
                 outside += 1
+            if in_band:
+                held &= ~RANGE_BIT
+            elif air:
+                # An impossible reading says nothing about the weather: flag its onset, learn
+                # nothing from it, and judge the next reading against the last possible one.
+                fired = monitored and not held & RANGE_BIT
+                held |= RANGE_BIT
+                append(RANGE if fired else QUIET)
+                continue
             if n == 2:
                 dt = gap if gap > 0.0 else 1.0  # the first interval sets the usual one
             elif gap > GAP_FACTOR * dt and gap > GAP_SECONDS:
@@ -211,18 +223,23 @@ class VigilDetector(Detector):
                 a_noise = a_d = 0.0
             tiny = 1e-9 * (abs(x) + 1.0)
 
+            # The sensor's resolution: a reading one quantum off its neighbours is never news.
+            step = abs(x - prev)
+            if tiny < step < quantum:
+                quantum = step
+            floor = 0.5 * quantum if quantum < INF else 0.0
+
             # spike / dip: against the rolling median of the readings before this one
             m = len(srt)
             med = srt[m >> 1] if m & 1 else 0.5 * (srt[m >> 1] + srt[(m >> 1) - 1])
             r = x - med
-            s_spike = abs(r) / (res + tiny) if m >= 5 else 0.0
+            s_spike = abs(r) / ((res if res > floor else floor) + tiny) if m >= 5 else 0.0
             cap = CLIP * res if res > 0.0 else abs(r)
             res += ((abs(r) if abs(r) < cap else cap) - res) * a_noise
 
             # noise burst and the step scales
-            step = abs(x - prev)
             cap = CLIP * sd if sd > 0.0 else step
-            sd_prev = sd
+            sd_prev = sd if sd > floor else floor
             sd += ((step if step < cap else cap) - sd) * a_noise
             sd_fast += (step - sd_fast) * (a_burst if n > BURST_READINGS else 1.0 / (n - 1))
             s_noise = log((sd_fast + tiny) / (sd_prev + tiny)) if n > BURST_READINGS else 0.0
@@ -251,7 +268,7 @@ class VigilDetector(Detector):
                 pos = (pos + 1) % ring_size
                 slope = (st1 - _J_MEAN * st0) / _J_VAR
                 gap_step = sa / AFTER - sb / BEFORE - slope * _REACH
-                floor = STEP_FLOOR * sd
+                floor = STEP_FLOOR * (sd if sd > floor else floor)
                 s_shift = abs(gap_step) / ((sscale if sscale > floor else floor) + tiny)
                 cap = CLIP * sscale if sscale > 0.0 else abs(gap_step)
                 ksteps += 1
@@ -304,12 +321,6 @@ class VigilDetector(Detector):
                 elif q > ratio:
                     best, ratio = k, q
             score = 1.0 - exp(-0.6931471805599453 * ratio) if monitored else 0.0
-            if in_band:
-                held &= ~RANGE_BIT
-            elif monitored and air and not held & RANGE_BIT:
-                held |= RANGE_BIT
-                append(Verdict(max(score, 0.9), True, "range", "high"))
-                continue
             if not monitored or ratio < 1.0:
                 append(Verdict(score, False))
                 continue
@@ -317,10 +328,11 @@ class VigilDetector(Detector):
             # the step test has seen the whole fault's first minute.
             held |= ALL_TESTS
             quiet = n + AFTER
+            ring.clear()  # a fault inside the trend window would bend the trend: start afresh
             kind = ("spike" if r > 0.0 else "dip", "shift", "drift", "stuck", "noise")[best]
             append(Verdict(score, True, kind, severity(best, stats[best], hs[best])))
         self.n, self.first_ts, self.last_ts, self.prev, self.dt = n, first_ts, last_ts, prev, dt
-        self.sd, self.sd_fast, self.res = sd, sd_fast, res
+        self.sd, self.sd_fast, self.res, self.quantum = sd, sd_fast, res, quantum
         self.base, self.sscale = base, sscale
         self.st0, self.st1, self.sb, self.sa = st0, st1, sb, sa
         self.ring, self.pos, self.ksteps, self.quiet = ring, pos, ksteps, quiet
