@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from weatherpipe.bus import create_bus
+from weatherpipe.compose import open_bus
 from weatherpipe.config import Settings
 from weatherpipe.errors import BusError
 from weatherpipe.storage.repository import Repository
@@ -22,6 +22,7 @@ class DeviceStatus:
     count: int
     last_ts: datetime | None
     last_temperature: float | None
+    detection: str  # not_started, warming_up or monitoring (the configured detector)
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Status:
 
 async def consumer_lag(settings: Settings) -> tuple[int | None, str]:
     """Messages waiting for ingest, or None and why the broker could not say."""
-    bus = create_bus(settings.bus_url, settings.topic, settings.subscription)
+    bus = open_bus(settings)
     if not bus.crosses_processes:
         return None, f"{bus.scheme}:// lives inside one process; no other process can see its queue"
     try:
@@ -60,8 +61,15 @@ async def gather(settings: Settings, repo: Repository) -> Status:
         lag=lag,
         lag_note=note,
         devices=[
-            DeviceStatus(d["device_id"], d["name"], d["count"], d["last_ts"], d["last_temperature"])
-            for d in repo.devices()
+            DeviceStatus(
+                d["device_id"],
+                d["name"],
+                d["count"],
+                d["last_ts"],
+                d["last_temperature"],
+                d["detection"],
+            )
+            for d in repo.devices(settings.detector)
         ],
         detectors=sorted(repo.detector_positions(), key=lambda p: (p["detector"], p["device_id"])),
     )

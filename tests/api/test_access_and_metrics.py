@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from weatherpipe.api.app import create_app
 from weatherpipe.bus import create_bus
+from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.metrics import Metrics
@@ -38,7 +38,7 @@ def samples(text: str) -> dict[str, float]:
 def guarded(sqlite_repo: Repository) -> Iterator[TestClient]:
     sqlite_repo.store_batch(series([1.0, 2.0]))
     settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
-    with TestClient(create_app(settings, sqlite_repo)) as client:
+    with TestClient(make_api(settings, sqlite_repo)) as client:
         yield client
 
 
@@ -67,31 +67,47 @@ def test_healthz_stays_open_for_probes(guarded: TestClient) -> None:
     assert guarded.get("/healthz").status_code == 200
 
 
-def test_the_dashboard_takes_the_token_once_and_keeps_it_in_a_cookie(
+def test_the_dashboard_signs_in_with_a_form_and_keeps_the_token_in_a_cookie(
     guarded: TestClient,
 ) -> None:
-    first = guarded.get(f"/?token={TOKEN}")
-    assert first.status_code == 200
-    assert "httponly" in first.headers["set-cookie"].lower()
+    page = guarded.get("/")
+    assert page.status_code == 401 and 'action="/login"' in page.text
+    wrong = guarded.post("/login", data={"token": "nope"}, follow_redirects=False)
+    assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+    signed_in = guarded.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
+    cookie = signed_in.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "secure" not in cookie  # plain http here; https adds it
     # The test client keeps the cookie, as a browser does for the page's own requests.
+    assert guarded.get("/").status_code == 200
     assert guarded.get("/api/v1/devices").status_code == 200
     guarded.cookies.clear()
     assert guarded.get("/api/v1/devices").status_code == 401
 
 
-def test_a_token_in_the_query_counts_only_on_the_home_page(sqlite_repo: Repository) -> None:
+def test_the_cookie_is_secure_when_the_site_is_served_over_https(sqlite_repo: Repository) -> None:
     settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
-    with TestClient(create_app(settings, sqlite_repo)) as client:
+    with TestClient(make_api(settings, sqlite_repo), base_url="https://testserver") as client:
+        answer = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+        assert "secure" in answer.headers["set-cookie"].lower()
+
+
+def test_a_token_in_a_url_counts_nowhere(sqlite_repo: Repository) -> None:
+    settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
+    with TestClient(make_api(settings, sqlite_repo)) as client:
+        assert client.get(f"/?token={TOKEN}").status_code == 401
+        assert "set-cookie" not in client.get(f"/?token={TOKEN}").headers
         assert client.get(f"/api/v1/devices?token={TOKEN}").status_code == 401
 
 
 def test_cors_is_off_unless_origins_are_configured(sqlite_repo: Repository) -> None:
     origin = {"Origin": "https://example.org"}
     url = str(sqlite_repo.engine.url)
-    with TestClient(create_app(load_settings(database_url=url), sqlite_repo)) as client:
+    with TestClient(make_api(load_settings(database_url=url), sqlite_repo)) as client:
         assert "access-control-allow-origin" not in client.get("/healthz", headers=origin).headers
     settings = load_settings(database_url=url, cors_origins="https://example.org")
-    with TestClient(create_app(settings, sqlite_repo)) as client:
+    with TestClient(make_api(settings, sqlite_repo)) as client:
         answer = client.get("/healthz", headers=origin)
         assert answer.headers["access-control-allow-origin"] == "https://example.org"
         other = client.get("/healthz", headers={"Origin": "https://evil.example"})
@@ -101,7 +117,7 @@ def test_cors_is_off_unless_origins_are_configured(sqlite_repo: Repository) -> N
 def test_metrics_show_api_latency_and_database_totals(sqlite_repo: Repository) -> None:
     sqlite_repo.store_batch(series([1.0, 2.0, 3.0]))
     settings = load_settings(database_url=str(sqlite_repo.engine.url))
-    with TestClient(create_app(settings, sqlite_repo)) as client:
+    with TestClient(make_api(settings, sqlite_repo)) as client:
         client.get("/api/v1/stats/counts")
         client.get("/api/v1/stats/daily-max?day=40&month=1")
         answer = client.get("/metrics")

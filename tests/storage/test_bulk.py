@@ -1,4 +1,4 @@
-"""The hot-path writers: literal SQL on MySQL, executemany on SQLite, same results as before."""
+"""The dialects' hot-path writers: literal SQL on MySQL, executemany on SQLite, same results."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from weatherpipe.reading import Reading
-from weatherpipe.storage import bulk
+from weatherpipe.storage.dialects import base, mysql
 from weatherpipe.storage.repository import Repository, Scored
 from weatherpipe.testing import DEVICE_A, DEVICE_B, series
 
@@ -18,19 +18,28 @@ def rows(repo: Repository, sql: str) -> list[tuple[object, ...]]:
         return [tuple(r) for r in conn.execute(text(sql))]
 
 
-@pytest.mark.parametrize("count", [3, bulk.SMALL_SCORE_BATCH + 1, 500])
+@pytest.mark.parametrize("count", [3, mysql.SMALL_SCORE_BATCH + 1, 500])
 def test_scores_land_on_exactly_the_scored_rows(repo: Repository, count: int) -> None:
     repo.store_batch(series([20.0 + i % 7 for i in range(count + 5)]))
     scored = repo.readings_after(DEVICE_A, None, count)
-    results = [Scored(rid, i / 10, i % 3 == 0) for i, (rid, *_) in enumerate(scored)]
-    repo.save_detection("bench", DEVICE_A, scored[-1][1], b"state", results)
-    stored = rows(repo, "SELECT id, is_anomaly, anomaly_score FROM readings ORDER BY id")
-    expected = {s.reading_id: (s.is_anomaly, s.score) for s in results}
-    for rid, flag, score in stored:
+    kinds = ("spike", "dip", "stuck")  # every other reading says what it is, the rest ""
+    results = [
+        Scored(rid, i / 10, i % 3 == 0, *((kinds[i % 3], "high") if i % 2 else ("", "")))
+        for i, (rid, *_) in enumerate(scored)
+    ]
+    repo.save_detection("bench", DEVICE_A, scored[-1][1], "{}", results)
+    stored = rows(
+        repo, "SELECT id, is_anomaly, anomaly_score, kind, severity FROM readings ORDER BY id"
+    )
+    expected = {
+        s.reading_id: (s.is_anomaly, s.score, s.kind or None, s.severity or None) for s in results
+    }
+    assert any(kind for *_, kind, _ in expected.values())
+    for rid, flag, score, kind, severity in stored:
         if rid in expected:
-            assert (bool(flag), score) == expected[rid]
+            assert (bool(flag), score, kind, severity) == expected[rid]
         else:
-            assert (flag, score) == (None, None)
+            assert (flag, score, kind, severity) == (None, None, None, None)
     assert rows(repo, "SELECT COUNT(*) FROM readings WHERE detector = 'bench'") == [(count,)]
 
 
@@ -61,16 +70,16 @@ def test_rollups_and_device_span_match_the_readings_across_batches(repo: Reposit
 
 
 def test_strings_that_are_not_uuids_are_escaped() -> None:
-    assert bulk.quote("6b4fa32e-a7f5-4ec2-8820-6581468ef36b") == (
+    assert mysql.quote("6b4fa32e-a7f5-4ec2-8820-6581468ef36b") == (
         "'6b4fa32e-a7f5-4ec2-8820-6581468ef36b'"
     )
-    assert bulk.quote("it's; DROP TABLE readings") == "'it\\'s; DROP TABLE readings'"
+    assert mysql.quote("it's; DROP TABLE readings") == "'it\\'s; DROP TABLE readings'"
 
 
 def test_non_finite_numbers_are_refused_not_rendered() -> None:
     with pytest.raises(ValueError, match="non-finite"):
-        bulk.number(float("nan"))
-    assert bulk.number(21.37) == "21.37"
+        base.number(float("nan"))
+    assert base.number(21.37) == "21.37"
 
 
 def test_a_moving_device_is_placed_where_its_latest_reading_was(repo: Repository) -> None:
