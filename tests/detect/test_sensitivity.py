@@ -74,8 +74,8 @@ def noisy(n: int) -> list[float]:
 
 def flags(repo: Repository, device: str) -> int:
     with repo.engine.connect() as conn:
-        sql = "SELECT COUNT(*) FROM readings WHERE is_anomaly = 1 AND device_id = :d"
-        return int(conn.execute(text(sql), {"d": device}).scalar() or 0)
+        sql = "SELECT COUNT(*) FROM readings WHERE is_anomaly = :t AND device_id = :d"
+        return int(conn.execute(text(sql), {"d": device, "t": True}).scalar() or 0)
 
 
 def test_a_device_with_fewer_false_alarms_a_day_gets_fewer_flags(repo: Repository) -> None:
