@@ -49,7 +49,7 @@ def reason(data: bytes, window: Window = Window()) -> str:
         "2026-11-28 01:02:03Z",  # space instead of T
         "2026-11-28T01:02:03",  # no offset
         "2026-11-28T01:02:03.1234567890Z",  # finer than nanoseconds
-        "２０２６-11-28T01:02:03Z",  # full-width digits
+        "\uff12\uff10\uff12\uff16-11-28T01:02:03Z",  # full-width digits
         "+2026-11-28T01:02:03Z",
     ],
 )
@@ -62,7 +62,10 @@ def test_only_rfc_3339_timestamps_are_read(ts: str) -> None:
     [
         ("2026-11-28T01:02:03Z", datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC)),
         ("2026-11-28t01:02:03.5z", datetime(2026, 11, 28, 1, 2, 3, 500000, tzinfo=UTC)),
-        ("2026-11-28T02:02:03.123456789+01:00", datetime(2026, 11, 28, 1, 2, 3, 123000, tzinfo=UTC)),
+        (
+            "2026-11-28T02:02:03.123456789+01:00",
+            datetime(2026, 11, 28, 1, 2, 3, 123000, tzinfo=UTC),
+        ),
         ("2026-11-28T01:02:03-00:00", datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC)),
     ],
 )
@@ -102,7 +105,7 @@ def test_the_window_is_configurable() -> None:
         DEVICE_A.replace("-", ""),
         "{" + DEVICE_A + "}",
         "urn:uuid:" + DEVICE_A,
-        DEVICE_A.replace("6", "６"),  # full-width digit six
+        DEVICE_A.replace("6", "\uff16"),  # full-width digit six
         DEVICE_A + "\n",
         " " + DEVICE_A,
     ],

@@ -230,7 +230,8 @@ def _temperature(value: object) -> float:
         raise DecodeError(f"temperature {temperature} is below absolute zero")
     if temperature > MAX_TEMPERATURE_C:
         raise DecodeError(
-            f"temperature {temperature} is above {MAX_TEMPERATURE_C:g}, hotter than any sensor reads"
+            f"temperature {temperature} is above {MAX_TEMPERATURE_C:g}, "
+            "hotter than any sensor reads"
         )
     return temperature
 
@@ -265,7 +266,8 @@ def _timestamp(value: object, earliest: datetime, latest: datetime) -> datetime:
         )
     try:
         # T and Z may come in lower case; fromisoformat takes only upper.
-        ts = datetime.fromisoformat(value.upper() if value[10] == "t" or value[-1] == "z" else value)
+        lower = value[10] == "t" or value[-1] == "z"
+        ts = datetime.fromisoformat(value.upper() if lower else value)
     except ValueError:
         raise DecodeError(f"ts {_show(value)} is not a valid date and time") from None
     if ts < earliest:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,7 +27,7 @@ from weatherpipe.detect.job import DetectionJob
 from weatherpipe.errors import BusUnavailable, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, quiet_collector, stop_on_signals
-from weatherpipe.reading import decode, format_ts
+from weatherpipe.reading import Window, decode, decode_many, format_ts
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
 from weatherpipe.sensors.spool import Item, Spool
@@ -62,9 +63,11 @@ def make_ingest(
     settings: Settings, bus: Bus, repo: Repository, metrics: Metrics | None = None
 ) -> IngestWorker:
     keys = DeviceKeys.load(settings.device_keys) if settings.device_keys else None
+    window = Window(settings.oldest_ts, timedelta(seconds=settings.max_clock_ahead))
     return IngestWorker(
         bus,
         repo,
+        decoder=functools.partial(decode_many, window=window),
         batch_size=settings.batch_size,
         batch_seconds=settings.batch_seconds,
         writers=1 if repo.dialect == "sqlite" else settings.writers,  # SQLite has one writer

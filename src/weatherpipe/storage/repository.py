@@ -29,14 +29,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from weatherpipe.errors import StorageError, StorageUnavailable
+from weatherpipe.errors import StorageError, StorageRefused, StorageUnavailable
 from weatherpipe.reading import Reading
-from weatherpipe.storage import bulk
+from weatherpipe.storage import bulk, faults
 from weatherpipe.storage.analyses import ANALYSES
 from weatherpipe.storage.bulk import Statement
 from weatherpipe.storage.engine import create_db_engine
+from weatherpipe.storage.faults import Fault
 from weatherpipe.storage.tables import (
     dead_letters,
     detector_state,
@@ -136,19 +137,20 @@ class Repository:
             try:
                 with self.engine.begin() as conn:
                     return work(conn)
-            except IntegrityError:
-                raise
-            except OperationalError as exc:
-                if _is_lock_conflict(exc) and attempt < RETRIES - 1:
+            except DBAPIError as exc:
+                fault = faults.classify(self.dialect, exc)
+                if fault is Fault.DUPLICATE:
+                    raise  # store_batch writes the batch again without the stored keys
+                if fault is Fault.CONFLICT and attempt < RETRIES - 1:
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                raise StorageUnavailable(f"database unavailable: {_first_line(exc)}") from exc
-            except DBAPIError as exc:
-                if exc.connection_invalidated:
-                    raise StorageUnavailable(
-                        f"database connection lost: {_first_line(exc)}"
-                    ) from exc
+                if fault is Fault.DATA:
+                    raise StorageRefused(faults.message(exc)) from exc
+                if fault in (Fault.CONFLICT, Fault.UNAVAILABLE):
+                    raise StorageUnavailable(f"database unavailable: {_first_line(exc)}") from exc
                 raise StorageError(_first_line(exc)) from exc
+            except OverflowError as exc:  # sqlite3 binds integers of 64 bits at most
+                raise StorageRefused(f"{exc}") from exc
         raise AssertionError("unreachable")
 
     def ping(self) -> None:
@@ -881,12 +883,6 @@ def _converter(key: str, sample: Any) -> Callable[[Any], Any] | None:
 def _parse_time(value: str) -> datetime:
     # Appending the offset is ~6x faster than .replace(tzinfo=UTC) on the parsed value.
     return datetime.fromisoformat(value + "+00:00")
-
-
-def _is_lock_conflict(exc: OperationalError) -> bool:
-    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-    # MySQL: 1213 deadlock, 1205 lock wait timeout; SQLite: "database is locked".
-    return code in (1213, 1205) or "database is locked" in str(exc.orig)
 
 
 def _first_line(exc: BaseException) -> str:
