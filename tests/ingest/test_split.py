@@ -126,3 +126,19 @@ def test_a_failed_write_is_logged_and_stops_the_worker_with_one_batch_in_flight(
     with caplog.at_level(logging.ERROR, logger="weatherpipe.ingest.worker"):
         asyncio.run(scenario())
     assert "writing a batch of 3 messages failed: Table 'weather.readings'" in caplog.text
+
+
+def test_two_copies_of_a_key_that_differ_only_in_seq_are_stored_once(repo: Repository) -> None:
+    """Found by the fuzz test: sorting whole rows compared None with an int and crashed."""
+    reading = series([1e4])[0]
+
+    async def scenario() -> IngestWorker:
+        async with create_bus("memory://") as bus:
+            await bus.publish(encode(reading._replace(seq=None)))
+            await bus.publish(encode(reading._replace(seq=5)))
+            worker = IngestWorker(bus, repo, batch_size=10)
+            await worker.handle(await worker._collect(asyncio.Event()), asyncio.Event())
+            return worker
+
+    worker = asyncio.run(scenario())
+    assert (worker.stats.stored, worker.stats.duplicates) == (1, 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from operator import itemgetter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
@@ -32,6 +33,7 @@ ROWS_PER_STATEMENT = 5000
 SQLITE_ROWS_PER_STATEMENT = 4000
 # Up to this many scores go in one UPDATE … CASE; more go through a temporary table.
 SMALL_SCORE_BATCH = 64
+_KEY = itemgetter(0, 1)  # (device_id, ts) of a rendered reading row
 # Strings made only of these characters need no escaping (UUIDs, detector names).
 _PLAIN = re.compile(r"[0-9A-Za-z_.:\- ]*")
 
@@ -300,7 +302,9 @@ def render_readings_sqlite(batch: Sequence[Reading], received: datetime) -> list
         (r.device_id, ts, r.temperature, r.latitude, r.longitude, r.seq, received_text)
         for r, ts in zip(batch, texts, strict=True)
     ]
-    rows.sort()  # in key order, SQLite fills its unique index about 20% faster
+    # In key order, SQLite fills its unique index about 20% faster. By the key alone: two
+    # copies of a key may differ in seq only, and None and int do not compare.
+    rows.sort(key=_KEY)
     minutes = _minute_cells(batch, texts)
     days, spans = _days_and_spans(minutes)
     return [
