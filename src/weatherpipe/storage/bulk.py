@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from operator import itemgetter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from pymysql.converters import escape_string
