@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -139,6 +140,7 @@ def up(
 def _up_processes(
     settings: Settings, devices: int, rate: float, seed: int, anomaly_rate: float
 ) -> None:
+    from weatherpipe.compose import fleet_names
     from weatherpipe.supervisor import check_bus, run_supervised
 
     check_bus(settings)
@@ -154,7 +156,7 @@ def _up_processes(
         f"--seed={seed}",
         f"--anomaly-rate={anomaly_rate}",
     ]
-    asyncio.run(run_supervised(settings, sensor_args))
+    asyncio.run(run_supervised(settings, sensor_args, names=fleet_names(devices, seed)))
     typer.echo("stopped", err=True)
 
 
@@ -256,24 +258,9 @@ def api(
     port: Port = None, host: Host = None, database_url: DatabaseUrl = None, bus_url: BusUrl = None
 ) -> None:
     """Serve the web API and dashboard."""
-    import uvicorn
+    from weatherpipe.runner import run_api
 
-    from weatherpipe.api.app import create_app
-    from weatherpipe.runner import StageServer, open_bus, open_repository
-
-    settings = _settings(api_port=port, api_host=host, database_url=database_url, bus_url=bus_url)
-    bus = None if settings.bus_url.startswith("memory") else open_bus(settings)
-    application = create_app(settings, open_repository(settings), bus)
-    # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
-    log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
-    config = uvicorn.Config(
-        application,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="info",
-        log_config=log_config,
-    )
-    StageServer(config).run()
+    run_api(_settings(api_port=port, api_host=host, database_url=database_url, bus_url=bus_url))
 
 
 @app.command()
@@ -287,7 +274,7 @@ def query(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run one of the four original analyses and print JSON lines."""
-    from weatherpipe.runner import open_repository
+    from weatherpipe.compose import open_repository
     from weatherpipe.storage.analyses import ANALYSES
 
     if name not in ANALYSES:
@@ -306,9 +293,9 @@ def query(
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseUrl = None) -> None:
     """Create or migrate the schema to the latest version (safe to repeat)."""
-    from weatherpipe.runner import open_repository
+    from weatherpipe.compose import open_repository
 
-    open_repository(_settings(database_url=database_url)).close()
+    open_repository(_settings(database_url=database_url), migrate=True).close()
     typer.echo("database schema is up to date", err=True)
 
 
@@ -317,7 +304,7 @@ def bus_setup(
     bus_url: BusUrl = None, topic: Topic = None, subscription: Subscription = None
 ) -> None:
     """Create the topic/stream and the subscription/consumer (safe to repeat)."""
-    from weatherpipe.runner import open_bus
+    from weatherpipe.compose import open_bus
 
     settings = _settings(bus_url=bus_url, topic=topic, subscription=subscription)
 
@@ -342,7 +329,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Stored readings, consumer lag, last reading per device, dead letters, detector position."""
-    from weatherpipe.runner import open_repository
+    from weatherpipe.compose import open_repository
     from weatherpipe.status import gather
 
     settings = _settings(
@@ -382,8 +369,8 @@ def dead_letters_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List dead letters: id, time, reason and a safe preview of the bytes."""
+    from weatherpipe.compose import open_repository
     from weatherpipe.deadletters import listing
-    from weatherpipe.runner import open_repository
 
     repo = open_repository(_settings(database_url=database_url))
     try:
@@ -416,13 +403,13 @@ def dead_letters_replay(
     topic: Topic = None,
 ) -> None:
     """Publish dead letters to the bus again (after a fix, e.g. a key added); mark them replayed."""
+    from weatherpipe.compose import open_bus, open_repository
     from weatherpipe.deadletters import replay
-    from weatherpipe.runner import open_bus, open_repository
 
     if bool(ids) == replay_all:
         raise typer.BadParameter("name dead letter ids, or use --all (not both)")
     settings = _settings(database_url=database_url, bus_url=bus_url, topic=topic)
-    if settings.bus_url.startswith("memory"):
+    if not open_bus(settings).crosses_processes:
         raise ConfigError(
             "WEATHERPIPE_BUS_URL: replay needs the bus that ingest reads (memory:// lives "
             "inside one process)"
@@ -476,45 +463,30 @@ def evaluate(
     typer.echo(format_report(report, per_file=per_file))
 
 
-@app.command()
-def bench(
-    scenario: Annotated[
-        str | None, typer.Argument(help="One scenario (default: all); see --list.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
-    quick: Annotated[bool, typer.Option(help="Small sizes: a smoke run, not the figures.")] = False,
-    repeats: Annotated[int, typer.Option(min=1, help="Rounds per scenario (median).")] = 3,
-    list_: Annotated[bool, typer.Option("--list", help="List the scenarios.")] = False,
-    nats_url: Annotated[str, typer.Option(help="NATS server for the bus scenarios.")] = (
-        "nats://127.0.0.1:4222"
-    ),
-    mariadb_url: Annotated[
-        str, typer.Option(help="MariaDB server URL (no database: each run makes its own).")
-    ] = "mysql+pymysql://root@127.0.0.1:3306",
-) -> None:
-    """Measure throughput and latency, each against a baseline from the same run."""
-    from weatherpipe.bench import BenchOptions, markdown_table, scenarios
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmarks of the repository's benchmarks/ (a checkout only; --help for more)."""
+    _benchmarks_main()(ctx.args)
 
-    known = scenarios()
-    if list_:
-        for name, function in known.items():
-            typer.echo(f"{name:16} {(function.__doc__ or '').strip().splitlines()[0]}")
-        return
-    if scenario is not None and scenario not in known:
-        raise typer.BadParameter(f"unknown scenario {scenario!r}; known: {', '.join(known)}")
-    _logging(load_settings(log_level="WARNING"))
-    options = BenchOptions(quick=quick, repeats=repeats, nats_url=nats_url, mariadb_url=mariadb_url)
-    results = []
-    for name in [scenario] if scenario else list(known):
-        typer.echo(f"running {name} ...", err=True)
-        result = known[name](options)
-        results.append(result)
-        if not as_json:
-            typer.echo(markdown_table([result]).splitlines()[-1])
-    if as_json:
-        typer.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
-    else:
-        typer.echo("\n" + markdown_table(results), nl=False)
+
+def _benchmarks_main() -> Callable[[list[str]], None]:
+    """`benchmarks.cli.main` from the checkout this package runs from (an editable install, or
+    the repository root on sys.path); ConfigError when there is none, as after `pip install`."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "benchmarks" / "scenarios.py").is_file() and str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    try:
+        from benchmarks.cli import main
+    except ImportError as exc:
+        raise ConfigError(
+            "bench: the benchmarks live in the repository's benchmarks/, not in the installed "
+            "package; clone the repository and run `pip install -e '.[bench]'` there "
+            f"({exc})"
+        ) from None
+    return main
 
 
 @app.command()
@@ -533,8 +505,8 @@ def score(
     detector: Detector = None,
 ) -> None:
     """Score this run's anomaly flags against the simulator's injected anomalies."""
+    from weatherpipe.compose import open_repository
     from weatherpipe.detect.live import format_score, score_run
-    from weatherpipe.runner import open_repository
 
     settings = _settings(database_url=database_url)
     repo = open_repository(settings)

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     spool_path: str = Field(
         "weatherpipe-sensors.spool", description="File where sensors keep readings the bus refused."
     )
+    migrate: bool = Field(
+        True,
+        description="Upgrade the database schema when a stage starts; false where one setup job "
+        "runs `weatherpipe db upgrade` before the stages (they then only check it is current).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )

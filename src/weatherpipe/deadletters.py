@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from weatherpipe.bus.base import Bus
-from weatherpipe.storage.repository import Repository
+from weatherpipe.storage.deadletters import DeadLetters
 
 log = logging.getLogger(__name__)
 PREVIEW_BYTES = 80
@@ -30,7 +30,7 @@ def _escape(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def listing(repo: Repository, limit: int, pending_only: bool) -> list[dict[str, Any]]:
+def listing(repo: DeadLetters, limit: int, pending_only: bool) -> list[dict[str, Any]]:
     """Rows for `weatherpipe dead-letters list`: id, time, reason, size, preview, replayed."""
     return [
         {
@@ -51,7 +51,7 @@ class ReplayStats:
     missing: int = 0
 
 
-def _pages(repo: Repository, ids: Sequence[int] | None) -> Iterator[list[dict[str, Any]]]:
+def _pages(repo: DeadLetters, ids: Sequence[int] | None) -> Iterator[list[dict[str, Any]]]:
     if ids is not None:
         for first in range(0, len(ids), REPLAY_PAGE):
             chosen = ids[first : first + REPLAY_PAGE]
@@ -63,7 +63,7 @@ def _pages(repo: Repository, ids: Sequence[int] | None) -> Iterator[list[dict[st
         after = page[-1]["id"]
 
 
-async def replay(bus: Bus, repo: Repository, ids: Sequence[int] | None = None) -> ReplayStats:
+async def replay(bus: Bus, repo: DeadLetters, ids: Sequence[int] | None = None) -> ReplayStats:
     """Publish pending dead letters again (all, or those in `ids`), then mark them replayed.
 
     Marked only after the broker accepted them: a crash in between replays them once more,

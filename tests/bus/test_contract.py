@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -179,5 +181,35 @@ def test_an_unreachable_broker_raises_bus_unavailable(url: str) -> None:
     async def scenario() -> None:
         with pytest.raises(BusUnavailable):
             await create_bus(url).connect()
+
+    run(scenario())
+
+
+def test_a_bus_says_truly_whether_another_process_reaches_its_topic(
+    bus_factory: BusFactory,
+) -> None:
+    """`crosses_processes` is what the supervisor, `api` and `replay` ask instead of the URL:
+    a child process publishes on the same names, and only a crossing bus receives it."""
+    probe = bus_factory()
+    publish = (
+        "import asyncio, sys\n"
+        "from weatherpipe.bus import create_bus\n"
+        "async def main():\n"
+        "    async with create_bus(sys.argv[1], sys.argv[2], sys.argv[3]) as bus:\n"
+        "        await bus.publish(b'from another process')\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", publish, probe.url, probe.topic, probe.subscription],
+        check=True,
+        timeout=DEADLINE_SECONDS,
+    )
+
+    async def scenario() -> None:
+        async with probe as bus:
+            if bus.crosses_processes:
+                assert bodies(await pull_until(bus, 1)) == {b"from another process"}
+            else:
+                assert await bus.pull(10, timeout=1.0) == []
 
     run(scenario())

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from weatherpipe.detect.bench import bench_detection
 from weatherpipe.detect.evaluate import evaluate_corpus, format_report
 
 NAB = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "nab"
@@ -64,9 +63,3 @@ def test_evaluate_scores_and_reports_every_profile(corpus: tuple[Path, Path]) ->
     text = format_report(report, per_file=True)
     assert "standard" in text and "low FP" in text and "F1" in text
     assert all(name in text for name in FILES)
-
-
-def test_bench_detection_reports_readings_per_second() -> None:
-    result = bench_detection(20_000)
-    assert result["readings"] == 20_000
-    assert float(result["readings_per_second"]) > 0

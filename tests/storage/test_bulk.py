@@ -1,4 +1,4 @@
-"""The hot-path writers: literal SQL on MySQL, executemany on SQLite, same results as before."""
+"""The dialects' hot-path writers: literal SQL on MySQL, executemany on SQLite, same results."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from weatherpipe.reading import Reading
-from weatherpipe.storage import bulk
+from weatherpipe.storage.dialects import base, mysql
 from weatherpipe.storage.repository import Repository, Scored
 from weatherpipe.testing import DEVICE_A, DEVICE_B, series
 
@@ -18,7 +18,7 @@ def rows(repo: Repository, sql: str) -> list[tuple[object, ...]]:
         return [tuple(r) for r in conn.execute(text(sql))]
 
 
-@pytest.mark.parametrize("count", [3, bulk.SMALL_SCORE_BATCH + 1, 500])
+@pytest.mark.parametrize("count", [3, mysql.SMALL_SCORE_BATCH + 1, 500])
 def test_scores_land_on_exactly_the_scored_rows(repo: Repository, count: int) -> None:
     repo.store_batch(series([20.0 + i % 7 for i in range(count + 5)]))
     scored = repo.readings_after(DEVICE_A, None, count)
@@ -61,16 +61,16 @@ def test_rollups_and_device_span_match_the_readings_across_batches(repo: Reposit
 
 
 def test_strings_that_are_not_uuids_are_escaped() -> None:
-    assert bulk.quote("6b4fa32e-a7f5-4ec2-8820-6581468ef36b") == (
+    assert mysql.quote("6b4fa32e-a7f5-4ec2-8820-6581468ef36b") == (
         "'6b4fa32e-a7f5-4ec2-8820-6581468ef36b'"
     )
-    assert bulk.quote("it's; DROP TABLE readings") == "'it\\'s; DROP TABLE readings'"
+    assert mysql.quote("it's; DROP TABLE readings") == "'it\\'s; DROP TABLE readings'"
 
 
 def test_non_finite_numbers_are_refused_not_rendered() -> None:
     with pytest.raises(ValueError, match="non-finite"):
-        bulk.number(float("nan"))
-    assert bulk.number(21.37) == "21.37"
+        base.number(float("nan"))
+    assert base.number(21.37) == "21.37"
 
 
 def test_a_moving_device_is_placed_where_its_latest_reading_was(repo: Repository) -> None:

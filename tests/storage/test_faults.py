@@ -13,8 +13,9 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from tests.conftest import require
 
+from weatherpipe.storage.dialects import load
 from weatherpipe.storage.engine import upgrade
-from weatherpipe.storage.faults import Fault, classify, message
+from weatherpipe.storage.faults import Fault, message
 from weatherpipe.storage.repository import Repository
 
 ROW = (
@@ -22,6 +23,10 @@ ROW = (
     "VALUES (:d, :ts, :t, 0, 0, :seq, :ts)"
 )
 WHEN = datetime(2026, 11, 28, 1, 2, 3)
+
+
+def classify(dialect: str, exc: DBAPIError) -> Fault:
+    return load(dialect).fault(exc)
 
 
 def raised(repo: Repository, work: Callable[[Connection], object]) -> DBAPIError:

@@ -12,7 +12,6 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from weatherpipe.api.metrics import CONTENT_TYPE, Metrics
 from weatherpipe.api.schemas import (
     Device,
     DeviceAnomalies,
@@ -25,7 +24,7 @@ from weatherpipe.api.schemas import (
     Series,
 )
 from weatherpipe.errors import InvalidParameter, NotFound, WeatherpipeError
-from weatherpipe.sensors.profiles import KNOWN_NAMES
+from weatherpipe.metrics import CONTENT_TYPE, Metrics
 from weatherpipe.storage.repository import Repository
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -85,10 +84,7 @@ def utc(name: str, value: datetime | None) -> datetime | None:
 @router.get("/api/v1/devices", response_model=list[Device], tags=["analyses"])
 def list_devices(request: Request) -> list[dict[str, Any]]:
     """Every device with its location, reading count and last reading."""
-    devices = repo_of(request).devices()
-    for device in devices:
-        device["name"] = device["name"] or KNOWN_NAMES.get(device["device_id"])
-    return devices
+    return repo_of(request).devices()
 
 
 @router.get("/api/v1/stats/max-temperature", response_model=list[DeviceMax], tags=["analyses"])

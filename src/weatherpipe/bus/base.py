@@ -26,6 +26,8 @@ class Bus(ABC):
     """
 
     scheme: str = ""
+    # Whether another process (a `weatherpipe` stage, a device) can reach the same topic.
+    crosses_processes: bool = True
 
     def __init__(self, url: str, topic: str, subscription: str) -> None:
         self.url = url

@@ -62,6 +62,7 @@ class MemoryBus(Bus):
     """Queues in this process; messages live as long as the process does."""
 
     scheme = "memory"
+    crosses_processes = False
 
     def __init__(self, url: str, topic: str, subscription: str) -> None:
         super().__init__(url, topic, subscription)

@@ -13,7 +13,8 @@ from weatherpipe.detect import create_detector
 from weatherpipe.detect.base import Detector
 from weatherpipe.errors import StorageUnavailable
 from weatherpipe.lifecycle import pause
-from weatherpipe.storage.repository import Detection, Repository, Row, Scored
+from weatherpipe.storage.detection import DetectionStorage
+from weatherpipe.storage.rows import Detection, Row, Scored
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class DetectionJob:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: DetectionStorage,
         detector: str = "default",
         batch: int = 20_000,
         settle_seconds: float = SETTLE_SECONDS,

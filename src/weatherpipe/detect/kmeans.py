@@ -23,10 +23,17 @@ one reading, so it never flags: this is the blind spot the default detector was 
 from __future__ import annotations
 
 import math
+from typing import Any, Self
 
 import numpy as np
 
-from weatherpipe.detect.base import Detector, Verdict
+from weatherpipe.detect.base import (
+    DEFAULT_FALSE_ALARMS_PER_DAY,
+    Detector,
+    Verdict,
+    decode_float,
+    encode_float,
+)
 
 WINDOW_SECONDS = 60.0
 
@@ -48,11 +55,22 @@ def two_means(values: np.ndarray, iterations: int = 20) -> tuple[np.ndarray, np.
 
 
 class KMeansMinuteDetector(Detector):
-    """Flags readings that K-means puts in a small, far cluster of their one-minute window."""
+    """Flags readings that K-means puts in a small, far cluster of their one-minute window.
+
+    Point flags of kind "spike" or "dip" (which side of the big cluster) with severity "low";
+    `false_alarms_per_day` is accepted for the shared contract but not calibrated.
+    """
 
     name = "kmeans-minute"
 
-    def __init__(self, min_points: int = 5, small_share: float = 0.2, far: float = 3.0) -> None:
+    def __init__(
+        self,
+        min_points: int = 5,
+        small_share: float = 0.2,
+        far: float = 3.0,
+        false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY,
+    ) -> None:
+        self.false_alarms_per_day = false_alarms_per_day
         self.min_points = min_points
         self.small_share = small_share
         self.far = far
@@ -69,7 +87,32 @@ class KMeansMinuteDetector(Detector):
     def process_one(self, ts: float, value: float) -> Verdict:
         self.learn_one(ts, value)
         score, flagged = self._judge(self.window)
-        return Verdict(score, flagged)
+        if not flagged:
+            return Verdict(score, False)
+        kind = "spike" if value >= float(np.median(self.window)) else "dip"
+        return Verdict(score, True, kind, "low")
+
+    @property
+    def warming_up(self) -> bool:
+        return False  # it judges each minute on its own: nothing to learn first
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "detector": self.name,
+            "version": self.state_version,
+            "params": [self.min_points, self.small_share, self.far],
+            "minute": encode_float(self.minute),
+            "window": list(self.window),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        cls.check_version(state)
+        min_points, small_share, far = state["params"]
+        detector = cls(int(min_points), float(small_share), float(far))
+        detector.minute = decode_float(state["minute"])
+        detector.window = [float(v) for v in state["window"]]
+        return detector
 
     def _window_with(self, ts: float, value: float) -> list[float]:
         """The reading's window so far, including it (a new minute starts a fresh window)."""

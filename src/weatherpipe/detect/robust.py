@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Self
 
-from weatherpipe.detect.base import Detector, Verdict
+from weatherpipe.detect.base import DEFAULT_FALSE_ALARMS_PER_DAY, Detector, Verdict
 
 
 class RobustZDetector(Detector):
-    """Flags a reading whose deviation from a slow EWMA is many robust deviations away."""
+    """Flags a reading whose deviation from a slow EWMA is many robust deviations away.
+
+    Its line is a fixed z (`threshold`); `false_alarms_per_day` is accepted for the shared
+    contract but not calibrated.
+    """
 
     name = "robust-z"
 
-    def __init__(self, alpha: float = 0.02, threshold: float = 6.0, warmup: int = 30) -> None:
+    _FIELDS = ("alpha", "threshold", "warmup", "mean", "dev", "seen", "alarm")
+
+    def __init__(
+        self,
+        alpha: float = 0.02,
+        threshold: float = 6.0,
+        warmup: int = 30,
+        false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY,
+    ) -> None:
+        self.false_alarms_per_day = false_alarms_per_day
         self.alpha = alpha
         self.threshold = threshold
         self.warmup = warmup
@@ -42,3 +56,21 @@ class RobustZDetector(Detector):
         self.alarm = above
         self.learn_one(ts, value)
         return Verdict(score, onset)
+
+    @property
+    def warming_up(self) -> bool:
+        return self.seen < self.warmup
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {f: getattr(self, f) for f in self._FIELDS}
+        return {"detector": self.name, "version": self.state_version, **state}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        cls.check_version(state)
+        detector = cls(state["alpha"], state["threshold"], state["warmup"])
+        for f in ("mean", "dev"):
+            setattr(detector, f, float(state[f]))
+        detector.seen = int(state["seen"])
+        detector.alarm = bool(state["alarm"])
+        return detector

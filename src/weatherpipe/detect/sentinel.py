@@ -27,8 +27,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any, Self
 
-from weatherpipe.detect.base import Detector, Verdict
+from weatherpipe.detect.base import (
+    DEFAULT_FALSE_ALARMS_PER_DAY,
+    Detector,
+    Verdict,
+    decode_float,
+    encode_float,
+)
 
 # The novelty feature bins each reading into BINS + 1 cells of the range seen so far and
 # remembers which runs of three cells it has met; a bytearray keeps that memory tiny and picklable.
@@ -62,7 +69,10 @@ class SentinelDetector(Detector):
         warmup: int = 300,
         refractory: int = 100,
         weights: tuple[float, float, float, float, float, float] = (1.0,) * 6,
+        false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY,
     ) -> None:
+        # Accepted for the shared contract; sentinel's line is its records, not a calibrated rate.
+        self.false_alarms_per_day = false_alarms_per_day
         self.slow = slow
         self.fast = fast
         self.smooth_seconds = smooth_seconds
@@ -217,6 +227,40 @@ class SentinelDetector(Detector):
         self.velocity, self.speed = velocity, speed
         return out
 
+    @property
+    def warming_up(self) -> bool:
+        return self.seen < self.warmup
+
+    def to_state(self) -> dict[str, Any]:
+        # Every attribute is a number, a list of numbers or the bytearray of met contexts.
+        state: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if isinstance(value, bytearray):
+                state[key] = list(value)
+            elif isinstance(value, list | tuple):
+                state[key] = [encode_float(v) for v in value]
+            elif isinstance(value, float):
+                state[key] = encode_float(value)
+            else:
+                state[key] = value
+        return {"detector": self.name, "version": self.state_version, "state": state}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        cls.check_version(state)
+        detector = cls.__new__(cls)
+        for key, value in state["state"].items():
+            if key == "met":
+                value = bytearray(value)
+            elif key == "weights":
+                value = tuple(decode_float(v) for v in value)
+            elif key == "records":
+                value = [decode_float(v) for v in value]
+            elif isinstance(value, str):
+                value = decode_float(value)
+            setattr(detector, key, value)
+        return detector
+
 
 class SentinelNabDetector(SentinelDetector):
     """`sentinel` with settings chosen on the whole NAB corpus (one set for all 58 files).
@@ -230,5 +274,10 @@ class SentinelNabDetector(SentinelDetector):
 
     name = "sentinel-nab"
 
-    def __init__(self) -> None:
-        super().__init__(warmup=200, fast=0.07, weights=(1.0, 1.1, 1.05, 0.95, 0.84, 1.05))
+    def __init__(self, false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY) -> None:
+        super().__init__(
+            warmup=200,
+            fast=0.07,
+            weights=(1.0, 1.1, 1.05, 0.95, 0.84, 1.05),
+            false_alarms_per_day=false_alarms_per_day,
+        )

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import orjson
 
 from weatherpipe.bus.base import Message
-from weatherpipe.storage.repository import DeadLetter
+from weatherpipe.storage.rows import DeadLetter
 
 # NATS's default max_payload: every message a default broker delivers is kept whole.
 MAX_DATA_BYTES = 1024 * 1024

@@ -25,7 +25,8 @@ from weatherpipe.errors import (
 from weatherpipe.ingest.refusals import bare, dead_letter
 from weatherpipe.lifecycle import pause
 from weatherpipe.reading import Reading, decode_many
-from weatherpipe.storage.repository import BatchResult, DeadLetter, Prepared, Repository
+from weatherpipe.storage.ingest import ReadingSink
+from weatherpipe.storage.rows import BatchResult, DeadLetter, Prepared
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
@@ -71,7 +72,7 @@ class IngestWorker:
     def __init__(
         self,
         bus: Bus,
-        repo: Repository,
+        repo: ReadingSink,
         *,
         batch_size: int = 2000,
         batch_seconds: float = 0.5,

@@ -3,39 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from weatherpipe.errors import ConfigError
+from weatherpipe.errors import ConfigError, StorageError, StorageUnavailable
+from weatherpipe.storage.dialects import load
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the API read while ingest writes; the busy timeout rides out short write locks.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 def create_db_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL mode, MySQL a pinged, recycled pool."""
+    """An engine for `url`, built by its dialect (SQLite in WAL mode, servers pooled)."""
     try:
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite":
-            engine = create_engine(parsed, connect_args={"check_same_thread": False})
-            event.listen(engine, "connect", _sqlite_pragmas)
-            return engine
-        return create_engine(parsed, pool_pre_ping=True, pool_recycle=3600, pool_size=5)
+        return load(parsed.get_backend_name()).create_engine(parsed)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"WEATHERPIPE_DATABASE_URL: cannot use {url!r}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"WEATHERPIPE_DATABASE_URL: {exc}") from None
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -52,3 +41,24 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
+
+
+def require_current(engine: Engine) -> None:
+    """Raise StorageError unless the schema is at the latest revision (for stages that do not
+    migrate: several processes upgrading one database at once race on the same DDL)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import OperationalError
+
+    wanted = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    try:
+        with engine.connect() as conn:
+            found = set(MigrationContext.configure(conn).get_current_heads())
+    except OperationalError as exc:
+        raise StorageUnavailable(f"cannot reach the database: {exc.orig or exc}") from None
+    if found != wanted:
+        have = ", ".join(sorted(found)) or "no schema"
+        raise StorageError(
+            f"the database schema is at {have}, this weatherpipe needs {', '.join(sorted(wanted))}:"
+            " run `weatherpipe db upgrade` (WEATHERPIPE_MIGRATE=false: stages do not migrate)"
+        )

@@ -1,4 +1,5 @@
-"""What a database error means for the write that raised it: one function per dialect.
+"""What a database error means for the write that raised it. Each dialect answers with its
+`Dialect.fault(exc)` (storage/dialects/); this module holds the answers and what they share.
 
 Ingest acts on the answer: a duplicate key is rewritten without the stored keys, a lock
 conflict is retried at once, an unavailable database is waited out, refused data is split until
@@ -10,7 +11,6 @@ table would dead-letter every message in it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 
 from sqlalchemy.exc import DBAPIError
 
@@ -27,69 +27,13 @@ class Fault(enum.Enum):
     OTHER = "other"  # neither (a bug, a missing migration): stop and say so
 
 
-# MySQL / MariaDB error numbers (server 1xxx-4xxx, client 2xxx).
-_MYSQL_CONFLICT = frozenset({1205, 1213})
-_MYSQL_UNAVAILABLE = frozenset(
-    {
-        1021, 1030, 1037, 1038, 1040, 1041, 1044, 1045, 1053, 1081, 1114, 1129, 1135, 1142,
-        1152, 1158, 1159, 1160, 1161, 1184, 1203, 1226, 1290, 1317, 1792, 1836, 1927, 1969,
-        2002, 2003, 2005, 2006, 2011, 2013, 2014, 2026, 2055, 3024, 4031,
-    }
-)  # fmt: skip
-_MYSQL_DATA = frozenset(
-    {
-        1048, 1101, 1118, 1153, 1264, 1265, 1292, 1300, 1365, 1366, 1367, 1406, 1411, 1416,
-        1441, 1451, 1452, 1644, 1690, 3140, 3819, 4025,
-    }
-)  # fmt: skip
-_MYSQL_DUPLICATE = frozenset({1062, 1586})
-
-# SQLite primary result codes (the low byte of an extended code).
-_SQLITE_CONFLICT = frozenset({5, 6})  # BUSY, LOCKED
-_SQLITE_UNAVAILABLE = frozenset({7, 8, 9, 10, 13, 14, 15})  # NOMEM READONLY INTERRUPT IOERR FULL
-_SQLITE_DATA = frozenset({18, 19, 20})  # TOOBIG, CONSTRAINT, MISMATCH
-_SQLITE_CONSTRAINT_UNIQUE = frozenset({1555, 2067})  # PRIMARYKEY, UNIQUE
-
-
-def mysql_fault(exc: DBAPIError) -> Fault:
-    """MySQL and MariaDB, by the server's (or PyMySQL's) error number."""
-    args = getattr(exc.orig, "args", ())
-    code = args[0] if args and isinstance(args[0], int) else None
-    if code in _MYSQL_DUPLICATE:
-        return Fault.DUPLICATE if _names_readings_key(exc) else Fault.DATA
-    if code in _MYSQL_CONFLICT:
-        return Fault.CONFLICT
-    if code in _MYSQL_DATA:
-        return Fault.DATA
-    if code in _MYSQL_UNAVAILABLE or exc.connection_invalidated or not code:
-        return Fault.UNAVAILABLE  # PyMySQL says (0, '') when the socket is gone
-    return Fault.OTHER
-
-
-def sqlite_fault(exc: DBAPIError) -> Fault:
-    """SQLite, by sqlite3's result code (Python 3.11 and later carry it)."""
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    if code is None:
-        return Fault.UNAVAILABLE if exc.connection_invalidated else Fault.OTHER
-    if code in _SQLITE_CONSTRAINT_UNIQUE and _names_readings_key(exc):
-        return Fault.DUPLICATE
-    primary = code & 0xFF
-    if primary in _SQLITE_CONFLICT:
-        return Fault.CONFLICT
-    if primary in _SQLITE_UNAVAILABLE:
-        return Fault.UNAVAILABLE
-    if primary in _SQLITE_DATA:
-        return Fault.DATA
-    return Fault.OTHER
-
-
-def postgresql_fault(exc: DBAPIError) -> Fault:
-    """PostgreSQL, by SQLSTATE (psycopg's `sqlstate`, psycopg2's `pgcode`)."""
+def sqlstate_fault(exc: DBAPIError) -> Fault:
+    """By SQLSTATE (psycopg's `sqlstate`, psycopg2's `pgcode`): PostgreSQL and its kin."""
     state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     if not state:
         return Fault.UNAVAILABLE if exc.connection_invalidated else Fault.OTHER
     if state == "23505":
-        return Fault.DUPLICATE if _names_readings_key(exc) else Fault.DATA
+        return Fault.DUPLICATE if names_readings_key(exc) else Fault.DATA
     if state in ("40001", "40P01", "55P03"):
         return Fault.CONFLICT
     if state[:2] in ("22", "23") or state == "54000":
@@ -97,22 +41,6 @@ def postgresql_fault(exc: DBAPIError) -> Fault:
     if state[:2] in ("08", "53", "57", "28") or state in ("25006", "58030"):
         return Fault.UNAVAILABLE  # connection, resources, shutdown/cancel, auth, read-only, I/O
     return Fault.OTHER
-
-
-FAULTS: dict[str, Callable[[DBAPIError], Fault]] = {
-    "sqlite": sqlite_fault,
-    "mysql": mysql_fault,
-    "mariadb": mysql_fault,
-    "postgresql": postgresql_fault,
-}
-
-
-def classify(dialect: str, exc: DBAPIError) -> Fault:
-    """What `exc`, raised by a `dialect` database ("sqlite", "mysql", ...), means."""
-    fault = FAULTS.get(dialect)
-    if fault is not None:
-        return fault(exc)
-    return Fault.UNAVAILABLE if exc.connection_invalidated else Fault.OTHER
 
 
 def message(exc: BaseException) -> str:
@@ -128,6 +56,7 @@ def message(exc: BaseException) -> str:
     return short if len(short) <= REASON_CHARS else short[: REASON_CHARS - 3] + "..."
 
 
-def _names_readings_key(exc: DBAPIError) -> bool:
+def names_readings_key(exc: DBAPIError) -> bool:
+    """Whether a unique-key error is about the readings' (device_id, ts) key."""
     text = str(exc.orig)
     return any(name in text for name in READINGS_KEY)

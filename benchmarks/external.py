@@ -3,28 +3,26 @@ plus the detection job's database writes on MariaDB."""
 
 from __future__ import annotations
 
-import importlib
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Engine, create_engine, text
 
-from weatherpipe.bench.base import BenchOptions, Result, median, scratch_mariadb, unavailable
+from benchmarks.base import BenchOptions, Result, median, scratch_mariadb
+from weatherpipe.compose import open_repository
+from weatherpipe.config import load_settings
 from weatherpipe.reading import Reading
-from weatherpipe.storage.repository import Repository, Scored
-from weatherpipe.storage.tables import readings
+from weatherpipe.storage.repository import Scored
 
 DETECT_TARGET_PER_S = 100_000
 FLAG_TARGET_PER_S = 25_000
 
 
 def detection(options: BenchOptions) -> Result:
-    """The default detector's readings/s on one core (weatherpipe.detect.bench)."""
-    try:
-        from weatherpipe.detect.bench import bench_detection
-    except ImportError as exc:
-        return unavailable("detection", f"weatherpipe.detect.bench ({exc})")
+    """The default detector's readings/s on one core (benchmarks.detector_speed)."""
+    from benchmarks.detector_speed import bench_detection
+
     n = int(options.size(1_000_000, 50_000, options.backlog))
     figures: dict[str, Any] = dict(bench_detection(n))
     value = float(figures["readings_per_second"])
@@ -42,12 +40,10 @@ def detection(options: BenchOptions) -> Result:
 
 
 def api(options: BenchOptions) -> Result:
-    """API p99 per endpoint over months of readings (weatherpipe.api.bench), on a scratch
+    """API p99 per endpoint over months of readings (benchmarks.api_latency), on a scratch
     MariaDB database filled for the run."""
-    try:
-        api_bench: Any = importlib.import_module("weatherpipe.api.bench")
-    except ImportError as exc:
-        return unavailable("api", f"weatherpipe.api.bench ({exc})")
+    from benchmarks import api_latency as api_bench
+
     days = options.size(30.0, 0.05, options.seconds and options.seconds / 86400)
     with scratch_mariadb(options.mariadb_url, options.tag) as url:
         outcome = api_bench.run(url, days=days, devices=3, requests=int(options.size(200, 20)))
@@ -82,11 +78,12 @@ def detect_db(options: BenchOptions) -> Result:
     ]
     ours, per_row = [], []
     with scratch_mariadb(options.mariadb_url, options.tag) as url:
-        repo = Repository.from_url(url)
+        repo = open_repository(load_settings(database_url=url))
+        engine = create_engine(url)
         try:
             for first in range(0, len(batch), 5000):
                 repo.store_batch(batch[first : first + 5000])
-            ids = _ids_by_device(repo)
+            ids = _ids_by_device(engine)
             sample = ids[next(iter(ids))][: int(options.size(2000, 100))]
             for round_ in range(options.repeats):
                 started = time.perf_counter()
@@ -94,8 +91,9 @@ def detect_db(options: BenchOptions) -> Result:
                     results = [Scored(rid, 0.1 * round_, rid % 97 == 0) for rid in rows]
                     repo.save_detection("bench", device, start, b"state", results)
                 ours.append(len(batch) / (time.perf_counter() - started))
-                per_row.append(_per_row_update_rate(repo, sample))
+                per_row.append(_per_row_update_rate(engine, sample))
         finally:
+            engine.dispose()
             repo.close()
     value, base = median(ours), median(per_row)
     return Result(
@@ -111,25 +109,22 @@ def detect_db(options: BenchOptions) -> Result:
     )
 
 
-def _ids_by_device(repo: Repository) -> dict[str, list[int]]:
-    from sqlalchemy import select
-
+def _ids_by_device(engine: Engine) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
-    with repo.engine.connect() as conn:
-        for rid, device in conn.execute(select(readings.c.id, readings.c.device_id)):
+    with engine.connect() as conn:
+        for rid, device in conn.execute(text("SELECT id, device_id FROM readings")):
             out.setdefault(device, []).append(int(rid))
     return out
 
 
-def _per_row_update_rate(repo: Repository, ids: list[int]) -> float:
+def _per_row_update_rate(engine: Engine, ids: list[int]) -> float:
     """The pre-bench way of writing flags (kept here only as the baseline)."""
-    statement = (
-        update(readings)
-        .where(readings.c.id == bindparam("rid"))
-        .values(is_anomaly=bindparam("flag"), anomaly_score=bindparam("score"), detector="x")
+    statement = text(
+        "UPDATE readings SET is_anomaly = :flag, anomaly_score = :score, detector = 'x' "
+        "WHERE id = :rid"
     )
     params = [{"rid": rid, "flag": False, "score": 0.5} for rid in ids]
     started = time.perf_counter()
-    with repo.engine.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(statement, params)
     return len(ids) / (time.perf_counter() - started)

@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from weatherpipe.bench.base import (
+from benchmarks.base import (
     BenchOptions,
     Processes,
     Result,
@@ -14,7 +14,7 @@ from weatherpipe.bench.base import (
     scratch_stream,
     stage_env,
 )
-from weatherpipe.bench.sensors import run_fleet
+from benchmarks.sensors import run_fleet
 
 SAMPLE_SECONDS = 1.0
 GROWTH_LIMIT = 0.10

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from weatherpipe.api import bench
+from benchmarks import api_latency as bench
 
 
 def test_bench_fills_measures_every_endpoint_and_reuses_the_database(sqlite_url: str) -> None:

@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, text
 
-from weatherpipe.bench.base import (
+from benchmarks.base import (
     BenchOptions,
     Processes,
     Result,
@@ -19,8 +19,7 @@ from weatherpipe.bench.base import (
     scratch_stream,
     stage_env,
 )
-from weatherpipe.bench.sensors import run_fleet
-from weatherpipe.storage.tables import detector_state, devices, readings
+from benchmarks.sensors import run_fleet
 
 POLL_SECONDS = 0.1
 SETTLE_SECONDS = 30.0
@@ -60,8 +59,8 @@ class _Watch:
 
 def _poll(engine: Engine, watch: _Watch) -> None:
     with engine.connect() as conn:
-        rows = conn.execute(select(devices.c.id, devices.c.first_seen, devices.c.last_seen)).all()
-        scored = conn.execute(select(detector_state.c.device_id, detector_state.c.last_ts)).all()
+        rows = conn.execute(text("SELECT id, first_seen, last_seen FROM devices")).all()
+        scored = conn.execute(text("SELECT device_id, last_ts FROM detector_state")).all()
     for device, first, _ in rows:
         watch.first.setdefault(device, _epoch(first))
     watch.advance({d: _epoch(last) for d, _, last in rows}, watch.stored_upto, watch.stored)
@@ -150,7 +149,9 @@ def _received_lag(engine: Engine, after: float) -> float:
     """p99 of received_at - ts: when ingest began the batch's transaction (a lower bound of
     the stored latency; the commit follows within the batch's write time)."""
     since = datetime.fromtimestamp(after, UTC).replace(tzinfo=None)
-    lag = func.timestampdiff(text("MICROSECOND"), readings.c.ts, readings.c.received_at)
+    lag = text(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, ts, received_at) FROM readings WHERE ts >= :since"
+    )
     with engine.connect() as conn:
-        lags = [float(v) / 1e6 for (v,) in conn.execute(select(lag).where(readings.c.ts >= since))]
+        lags = [float(v) / 1e6 for (v,) in conn.execute(lag, {"since": since})]
     return percentile(lags, 99) if lags else float("nan")

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 
-from weatherpipe.bench.base import BenchOptions, Result, scratch_stream
+from benchmarks.base import BenchOptions, Result, scratch_stream
 from weatherpipe.bus.base import Bus, Message
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner

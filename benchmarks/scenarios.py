@@ -1,17 +1,17 @@
-"""`weatherpipe bench`: the performance scenarios, each against a baseline from the same run."""
+"""The performance scenarios by name, each against a baseline from the same run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from weatherpipe.bench.base import BenchOptions, Result, markdown_table
+from benchmarks.base import BenchOptions, Result, markdown_table
 
 Scenario = Callable[[BenchOptions], Result]
 
 
 def scenarios() -> dict[str, Scenario]:
     """Every scenario by name, in the order a full run takes them (imported only now)."""
-    from weatherpipe.bench import drain, e2e, external, memory, sensors
+    from benchmarks import drain, e2e, external, memory, sensors
 
     return {
         "ingest-drain": drain.ingest_drain,
