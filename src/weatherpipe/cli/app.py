@@ -17,6 +17,8 @@ app = typer.Typer(
     help="weatherpipe: IoT temperature readings from sensors to SQL, with anomaly detection.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: rich markup would take "[env: WEATHERPIPE_...]" for a style tag and drop it.
+    rich_markup_mode=None,
 )
 # Every line this process prints or logs goes through it: configured passwords and the token
 # become ***, and so does the password of any URL.
@@ -40,14 +42,18 @@ def _global_options(
         DEBUG[0] = True
 
 
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-bus_app = typer.Typer(help="Message bus topic and subscription.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
+bus_app = typer.Typer(
+    help="Message bus topic and subscription.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(db_app, name="db")
 app.add_typer(bus_app, name="bus")
 dead_app = typer.Typer(
-    help="Messages that were not readings: list and replay.", no_args_is_help=True
+    help="Messages that were not readings: list and replay.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
-keys_app = typer.Typer(help="Per-device signing keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Per-device signing keys.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(keys_app, name="keys")
 devices_app = typer.Typer(help="Devices in the registry.", no_args_is_help=True)

@@ -63,28 +63,42 @@ def devices_sensitivity(
 @app.command()
 def query(
     name: Annotated[str, typer.Argument(help="devicedata, devicemax, daymax or deviceanomalies")],
-    day: Annotated[int | None, typer.Option(min=1, max=31)] = None,
-    month: Annotated[int | None, typer.Option(min=1, max=12)] = None,
-    year: Annotated[int | None, typer.Option(min=1970, max=9999)] = None,
-    minutes: Annotated[int, typer.Option(min=1, help="deviceanomalies look-back")] = 30,
-    sql: Annotated[bool, typer.Option("--sql", help="Print the MySQL script instead.")] = False,
+    day: Annotated[int | None, typer.Option(min=1, max=31, help="daymax: day of month")] = None,
+    month: Annotated[int | None, typer.Option(min=1, max=12, help="daymax: month")] = None,
+    year: Annotated[
+        int | None, typer.Option(min=1970, max=9999, help="daymax: only this year")
+    ] = None,
+    minutes: Annotated[
+        int | None, typer.Option(min=1, help="deviceanomalies look-back [default: 30]")
+    ] = None,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the MySQL script, with these options set.")
+    ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Run one of the four original analyses and print JSON lines."""
+    """Run one of the four original analyses and print JSON lines (°C to 0.01)."""
     from weatherpipe.compose import open_repository
+    from weatherpipe.query import check_options, script_values
     from weatherpipe.storage.analyses import ANALYSES
 
-    if name not in ANALYSES:
-        raise typer.BadParameter(f"unknown analysis {name!r}; known: {', '.join(ANALYSES)}")
+    options = {"day": day, "month": month, "year": year, "minutes": minutes}
+    check_options(name, options, script=sql)
     if sql:
-        typer.echo(ANALYSES[name].mysql_script(), nl=False)
+        typer.echo(ANALYSES[name].mysql_script(script_values(options)), nl=False)
         return
-    if name == "daymax" and (day is None or month is None):
-        raise typer.BadParameter("daymax needs --day and --month")
     repo = open_repository(configure(database_url=database_url), must_exist=True)
-    since = datetime.now(UTC) - timedelta(minutes=minutes)
-    for row in repo.analysis(name, day=day, month=month, year=year, since=since):
-        typer.echo(json.dumps(row, default=str))
+    since = datetime.now(UTC) - timedelta(minutes=minutes or 30)
+    try:
+        rows = repo.analysis(name, day=day, month=month, year=year, since=since)
+    finally:
+        repo.close()
+    for row in rows:
+        typer.echo(json.dumps(rounded(row), default=str))
+
+
+def rounded(row: dict[str, Any]) -> dict[str, Any]:
+    """Temperatures to 0.01 °C, as every other view shows them (no 42.160000000000004)."""
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}
 
 
 @db_app.command("upgrade")

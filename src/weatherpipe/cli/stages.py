@@ -170,6 +170,9 @@ def sensors(
         stats = asyncio.run(run_backfill(settings, options, end - span, end, to_db=to_db))
     else:
         stats = asyncio.run(run_sensors(settings, options, duration))
+    if backfill and to_db:
+        typer.echo(f"wrote {stats.ticks * devices:,} readings of {devices} devices", err=True)
+        return
     typer.echo(
         f"published {stats.published:,} readings, spooled {stats.spooled:,}, "
         f"{stats.ticks:,} ticks of {devices} devices",

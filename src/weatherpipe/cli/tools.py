@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,7 +16,7 @@ from weatherpipe.cli.app import (
     app,
     configure,
 )
-from weatherpipe.errors import ConfigError
+from weatherpipe.errors import ConfigError, WeatherpipeError
 
 
 @app.command()
@@ -44,8 +44,20 @@ def evaluate(
     alarms per device-day of normal time, and NAB's scores with --nab."""
     from weatherpipe.detect.evaluate import evaluate_corpus, format_report
 
+    if not any(data_dir.rglob("*.csv")):
+        raise NothingToScore(f"nothing to score: no CSV files under {data_dir}")
     report = evaluate_corpus(data_dir, windows, detector, out, false_alarms_per_day)
+    _require_events(report.events, f"in {data_dir} against {windows}")
     typer.echo(format_report(report, per_file=per_file, nab=nab))
+
+
+class NothingToScore(WeatherpipeError):
+    """No labeled window and no flag: any F1 printed would be made up."""
+
+
+def _require_events(counts: Any, where: str) -> None:
+    if counts.true_positives + counts.false_negatives + counts.false_positives == 0:
+        raise NothingToScore(f"nothing to score: no labeled anomaly and no flag {where}")
 
 
 @app.command(
@@ -96,7 +108,11 @@ def score(
     settings = configure(database_url=database_url)
     repo = open_repository(settings, must_exist=True)
     try:
-        typer.echo(format_score(score_run(repo, detector)))
+        result = score_run(repo, detector)
+        _require_events(
+            result.overall, "yet (run the simulator with anomalies, and detection, for longer)"
+        )
+        typer.echo(format_score(result))
     finally:
         repo.close()
 
