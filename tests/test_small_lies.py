@@ -134,15 +134,6 @@ def test_evaluate_of_an_empty_folder_says_nothing_to_score(tmp_path: Path) -> No
     assert line == "weatherpipe: nothing to score: no CSV files under data"
 
 
-def test_evaluate_of_series_without_labels_or_flags_says_nothing_to_score(tmp_path: Path) -> None:
-    (tmp_path / "data").mkdir()
-    rows = "\n".join(f"2026-01-01 00:{i // 60:02d}:{i % 60:02d},20.0" for i in range(600))
-    (tmp_path / "data" / "flat.csv").write_text("timestamp,value\n" + rows + "\n")
-    (tmp_path / "windows.json").write_text('{"flat.csv": []}')
-    result = weatherpipe("evaluate", "data", "--windows", "windows.json", cwd=tmp_path)
-    assert "nothing to score" in one_line(result)
-
-
 def test_a_day_the_month_lacks_is_one_line_like_the_api(tmp_path: Path) -> None:
     line = one_line(weatherpipe("query", "daymax", "--day", "31", "--month", "2", cwd=tmp_path))
     assert line == "weatherpipe: day 31 does not exist in month 2"

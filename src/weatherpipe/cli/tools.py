@@ -47,7 +47,7 @@ def evaluate(
     if not any(data_dir.rglob("*.csv")):
         raise NothingToScore(f"nothing to score: no CSV files under {data_dir}")
     report = evaluate_corpus(data_dir, windows, detector, out, false_alarms_per_day)
-    _require_events(report.events, f"in {data_dir} against {windows}")
+    _require_events(report.events.counts, f"in {data_dir} against {windows}")
     typer.echo(format_report(report, per_file=per_file, nab=nab))
 
 
