@@ -14,6 +14,7 @@ import typer
 # isort: off
 # Registration order is the order `weatherpipe --help` lists the commands in.
 from weatherpipe.cli import stages, operate, tools
+
 # isort: on
 from weatherpipe.cli.app import DEBUG, REDACT, app
 from weatherpipe.errors import ConfigError, WeatherpipeError
