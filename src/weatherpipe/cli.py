@@ -286,7 +286,10 @@ def query(
     month: Annotated[int | None, typer.Option(min=1, max=12)] = None,
     year: Annotated[int | None, typer.Option(min=1970, max=9999)] = None,
     minutes: Annotated[int, typer.Option(min=1, help="deviceanomalies look-back")] = 30,
-    sql: Annotated[bool, typer.Option("--sql", help="Print the MySQL script instead.")] = False,
+    sql: Annotated[bool, typer.Option("--sql", help="Print the SQL script instead.")] = False,
+    dialect: Annotated[
+        str, typer.Option(help="With --sql: mysql (the mysql client) or postgresql (psql).")
+    ] = "mysql",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run one of the four original analyses and print JSON lines."""
@@ -296,7 +299,11 @@ def query(
     if name not in ANALYSES:
         raise typer.BadParameter(f"unknown analysis {name!r}; known: {', '.join(ANALYSES)}")
     if sql:
-        typer.echo(ANALYSES[name].mysql_script(), nl=False)
+        if dialect not in ("mysql", "postgresql"):
+            raise typer.BadParameter("--dialect is mysql or postgresql")
+        analysis = ANALYSES[name]
+        pg = dialect == "postgresql"
+        typer.echo(analysis.postgresql_script() if pg else analysis.mysql_script(), nl=False)
         return
     if name == "daymax" and (day is None or month is None):
         raise typer.BadParameter("daymax needs --day and --month")
