@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint clean
+.PHONY: install up test lint clean corpus
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ lint: install
 
 test: lint
 	$(BIN)/pytest -q
+
+# The labelled anomaly corpus (benchmarks/corpus/README.md); generated, never committed.
+corpus: install
+	$(BIN)/python -m benchmarks.corpus.generate build/corpus
 
 clean:
 	rm -rf $(VENV) weather.db .pytest_cache .mypy_cache .ruff_cache

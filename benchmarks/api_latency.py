@@ -15,7 +15,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import Engine, create_engine, text
 
-from weatherpipe.api.app import create_app
+from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.storage.repository import Repository, Scored
 
@@ -90,7 +90,7 @@ def run(
     backfill. Each endpoint is asked `requests` times in process (p50 and p99); each original
     full-scan query over weather_trans runs `scans` times in the same run (median).
     """
-    from weatherpipe.runner import open_repository
+    from weatherpipe.compose import open_repository
 
     settings = load_settings(database_url=database_url)
     repo = open_repository(settings)
@@ -98,7 +98,7 @@ def run(
         fill_seconds = _fill(repo, database_url, days, devices) if fill else None
         _flag_recent(repo)
         bench = ApiBench(repo.dialect, repo.totals()["stored"], fill_seconds, requests)
-        app = create_app(settings, repo)
+        app = make_api(settings, repo)
         engine = create_engine(database_url)
         try:
             for name, path, baseline in _cases(repo, full_scan_queries(engine.dialect.name)):

@@ -98,20 +98,24 @@ def scratch_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
+def migrate(database_url: str) -> None:
+    """Create the schema as `weatherpipe db upgrade` does."""
+    from weatherpipe.compose import open_repository
+    from weatherpipe.config import load_settings
+
+    open_repository(load_settings(database_url=database_url), migrate=True).close()
+
+
 @contextlib.contextmanager
 def scratch_mariadb(root_url: str, tag: str = "") -> Iterator[str]:
     """A fresh MariaDB database with the schema, dropped afterwards; yields its URL."""
-    from weatherpipe.storage.engine import upgrade
-
     name = scratch_name(f"wp_bench{'_' + tag if tag else ''}")
     admin = create_engine(root_url)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
     url = f"{root_url}/{name}"
     try:
-        engine = create_engine(url)
-        upgrade(engine)
-        engine.dispose()
+        migrate(url)
         yield url
     finally:
         with admin.begin() as conn:

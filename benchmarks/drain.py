@@ -21,6 +21,7 @@ from benchmarks.base import (
     Result,
     fleet_payloads,
     median,
+    migrate,
     publish_all,
     scratch_mariadb,
     scratch_name,
@@ -230,12 +231,8 @@ def embedded_drain(options: BenchOptions) -> Result:
 
 
 def _sqlite_raw_rate(folder: Path, rows: Sequence[tuple[object, ...]]) -> float:
-    from weatherpipe.storage.engine import create_db_engine, upgrade
-
     path = folder / "raw.db"
-    engine = create_db_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    engine.dispose()
+    migrate(f"sqlite:///{path}")
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -253,23 +250,20 @@ def _sqlite_raw_rate(folder: Path, rows: Sequence[tuple[object, ...]]) -> float:
 
 async def _embedded_once(folder: Path, payloads: Sequence[bytes]) -> float:
     """One drain by the ingest worker as `weatherpipe up` builds it (its default settings)."""
-    from weatherpipe.bus.memory import MemoryBus
+    from weatherpipe.bus import create_bus
+    from weatherpipe.compose import make_ingest, open_repository
     from weatherpipe.config import load_settings
     from weatherpipe.lifecycle import quiet_collector
-    from weatherpipe.runner import make_ingest
-    from weatherpipe.storage.engine import upgrade
-    from weatherpipe.storage.repository import Repository
 
-    database_url = f"sqlite:///{folder / 'weather.db'}"
-    repo = Repository.from_url(database_url)
-    upgrade(repo.engine)
-    bus = MemoryBus(f"memory://{scratch_name('bench')}", "readings", "ingest")
+    settings = load_settings(database_url=f"sqlite:///{folder / 'weather.db'}")
+    repo = open_repository(settings, migrate=True)
+    bus = create_bus(f"memory://{scratch_name('bench')}", "readings", "ingest")
     try:
         await bus.setup()
         for payload in payloads:
             await bus.publish(payload)
         quiet_collector()
-        worker = make_ingest(load_settings(database_url=database_url), bus, repo)
+        worker = make_ingest(settings, bus, repo)
         stop = asyncio.Event()
         started = time.perf_counter()
         task = asyncio.create_task(worker.run(stop))

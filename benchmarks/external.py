@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, text
 
 from benchmarks.base import BenchOptions, Result, median, scratch_mariadb
+from weatherpipe.compose import open_repository
+from weatherpipe.config import load_settings
 from weatherpipe.reading import Reading
-from weatherpipe.storage.repository import Repository, Scored
+from weatherpipe.storage.repository import Scored
 
 DETECT_TARGET_PER_S = 100_000
 FLAG_TARGET_PER_S = 25_000
@@ -76,7 +78,7 @@ def detect_db(options: BenchOptions) -> Result:
     ]
     ours, per_row = [], []
     with scratch_mariadb(options.mariadb_url, options.tag) as url:
-        repo = Repository.from_url(url)
+        repo = open_repository(load_settings(database_url=url))
         engine = create_engine(url)
         try:
             for first in range(0, len(batch), 5000):

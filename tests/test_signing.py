@@ -12,11 +12,11 @@ from sqlalchemy import text
 
 from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus, Message
+from weatherpipe.compose import make_ingest, make_sensors
 from weatherpipe.config import load_settings
 from weatherpipe.errors import ConfigError
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.reading import encode
-from weatherpipe.runner import make_ingest, make_sensors
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.signing import KEY_ID, SIGNATURE, DeviceKeys, Signer, Verifier, signature
 from weatherpipe.storage.repository import Repository

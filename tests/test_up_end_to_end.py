@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from weatherpipe.api.app import create_app
+from weatherpipe.compose import make_api, open_repository
 from weatherpipe.config import load_settings
 from weatherpipe.sensors.profiles import DEFAULT_DEVICES
 
@@ -101,6 +101,13 @@ def test_up_runs_the_whole_pipeline_and_stops_cleanly(tmp_path: Path) -> None:
         scored_count = scored.scalar_one()
     assert set(stored) == {d.device_id for d in DEFAULT_DEVICES}
     assert scored_count == sum(stored.values())  # a clean stop leaves nothing unscored
-    with TestClient(create_app(load_settings(database_url=f"sqlite:///{db}"))) as client:
-        api_counts = {r["device_id"]: r["count"] for r in client.get("/api/v1/stats/counts").json()}
-    assert api_counts == stored
+    settings = load_settings(database_url=f"sqlite:///{db}")
+    repo = open_repository(settings)
+    try:
+        with TestClient(make_api(settings, repo)) as client:
+            answer = client.get("/api/v1/stats/counts").json()
+            names = {d["device_id"]: d["name"] for d in client.get("/api/v1/devices").json()}
+    finally:
+        repo.close()
+    assert {r["device_id"]: r["count"] for r in answer} == stored
+    assert names == {d.device_id: d.name for d in DEFAULT_DEVICES}  # `up` names them

@@ -140,6 +140,7 @@ def up(
 def _up_processes(
     settings: Settings, devices: int, rate: float, seed: int, anomaly_rate: float
 ) -> None:
+    from weatherpipe.compose import fleet_names
     from weatherpipe.supervisor import check_bus, run_supervised
 
     check_bus(settings)
@@ -155,7 +156,7 @@ def _up_processes(
         f"--seed={seed}",
         f"--anomaly-rate={anomaly_rate}",
     ]
-    asyncio.run(run_supervised(settings, sensor_args))
+    asyncio.run(run_supervised(settings, sensor_args, names=fleet_names(devices, seed)))
     typer.echo("stopped", err=True)
 
 
@@ -257,26 +258,9 @@ def api(
     port: Port = None, host: Host = None, database_url: DatabaseUrl = None, bus_url: BusUrl = None
 ) -> None:
     """Serve the web API and dashboard."""
-    import uvicorn
+    from weatherpipe.runner import run_api
 
-    from weatherpipe.api.app import create_app
-    from weatherpipe.runner import StageServer, open_bus, open_repository
-
-    settings = _settings(api_port=port, api_host=host, database_url=database_url, bus_url=bus_url)
-    # Another process's in-process bus is invisible from here: /readyz has no bus to check.
-    opened = open_bus(settings)
-    bus = opened if opened.crosses_processes else None
-    application = create_app(settings, open_repository(settings), bus)
-    # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
-    log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
-    config = uvicorn.Config(
-        application,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="info",
-        log_config=log_config,
-    )
-    StageServer(config).run()
+    run_api(_settings(api_port=port, api_host=host, database_url=database_url, bus_url=bus_url))
 
 
 @app.command()
@@ -293,7 +277,7 @@ def query(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run one of the four original analyses and print JSON lines."""
-    from weatherpipe.runner import open_repository
+    from weatherpipe.compose import open_repository
     from weatherpipe.storage.analyses import ANALYSES
 
     if name not in ANALYSES:
@@ -316,7 +300,7 @@ def query(
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseUrl = None) -> None:
     """Create or migrate the schema to the latest version (safe to repeat)."""
-    from weatherpipe.runner import open_repository
+    from weatherpipe.compose import open_repository
 
     open_repository(_settings(database_url=database_url), migrate=True).close()
     typer.echo("database schema is up to date", err=True)
@@ -327,7 +311,7 @@ def bus_setup(
     bus_url: BusUrl = None, topic: Topic = None, subscription: Subscription = None
 ) -> None:
     """Create the topic/stream and the subscription/consumer (safe to repeat)."""
-    from weatherpipe.runner import open_bus
+    from weatherpipe.compose import open_bus
 
     settings = _settings(bus_url=bus_url, topic=topic, subscription=subscription)
 
@@ -352,7 +336,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Stored readings, consumer lag, last reading per device, dead letters, detector position."""
-    from weatherpipe.runner import open_repository
+    from weatherpipe.compose import open_repository
     from weatherpipe.status import gather
 
     settings = _settings(
@@ -392,8 +376,8 @@ def dead_letters_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List dead letters: id, time, reason and a safe preview of the bytes."""
+    from weatherpipe.compose import open_repository
     from weatherpipe.deadletters import listing
-    from weatherpipe.runner import open_repository
 
     repo = open_repository(_settings(database_url=database_url))
     try:
@@ -426,8 +410,8 @@ def dead_letters_replay(
     topic: Topic = None,
 ) -> None:
     """Publish dead letters to the bus again (after a fix, e.g. a key added); mark them replayed."""
+    from weatherpipe.compose import open_bus, open_repository
     from weatherpipe.deadletters import replay
-    from weatherpipe.runner import open_bus, open_repository
 
     if bool(ids) == replay_all:
         raise typer.BadParameter("name dead letter ids, or use --all (not both)")
@@ -505,8 +489,8 @@ def _benchmarks_main() -> Callable[[list[str]], None]:
         from benchmarks.cli import main
     except ImportError as exc:
         raise ConfigError(
-            "weatherpipe bench: the benchmarks live in the repository's benchmarks/, not in the "
-            "installed package; clone the repository and run `pip install -e '.[bench]'` there "
+            "bench: the benchmarks live in the repository's benchmarks/, not in the installed "
+            "package; clone the repository and run `pip install -e '.[bench]'` there "
             f"({exc})"
         ) from None
     return main
@@ -528,8 +512,8 @@ def score(
     detector: Detector = None,
 ) -> None:
     """Score this run's anomaly flags against the simulator's injected anomalies."""
+    from weatherpipe.compose import open_repository
     from weatherpipe.detect.live import format_score, score_run
-    from weatherpipe.runner import open_repository
 
     settings = _settings(database_url=database_url)
     repo = open_repository(settings)

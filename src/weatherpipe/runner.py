@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,21 +17,22 @@ from typing import Any
 
 import uvicorn
 
-from weatherpipe.api.app import create_app
-from weatherpipe.bus import create_bus
-from weatherpipe.bus.base import Bus
+from weatherpipe.compose import (
+    make_api,
+    make_detection,
+    make_ingest,
+    make_sensors,
+    open_bus,
+    open_repository,
+)
 from weatherpipe.config import Settings
-from weatherpipe.detect.job import DetectionJob
 from weatherpipe.errors import BusUnavailable, StorageUnavailable
 from weatherpipe.ingest.worker import IngestStats, IngestWorker
 from weatherpipe.lifecycle import pause, quiet_collector, stop_on_signals
 from weatherpipe.metrics import Metrics
 from weatherpipe.reading import decode, format_ts
-from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner, SensorStats
-from weatherpipe.sensors.spool import Item, Spool
-from weatherpipe.signing import DeviceKeys, Signer, Verifier
-from weatherpipe.storage.engine import require_current, upgrade
+from weatherpipe.sensors.spool import Item
 from weatherpipe.storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -45,53 +46,6 @@ class Status:
     stored: int
     anomalies: int
     dead_letters: int
-
-
-def open_bus(settings: Settings) -> Bus:
-    return create_bus(settings.bus_url, settings.topic, settings.subscription)
-
-
-def open_repository(settings: Settings, migrate: bool | None = None) -> Repository:
-    """The repository; the schema upgraded first, or only checked with `settings.migrate` off."""
-    repo = Repository.from_url(settings.database_url)
-    try:
-        if settings.migrate if migrate is None else migrate:
-            upgrade(repo.engine)
-        else:
-            require_current(repo.engine)
-    except BaseException:
-        repo.close()
-        raise
-    return repo
-
-
-def make_ingest(
-    settings: Settings, bus: Bus, repo: Repository, metrics: Metrics | None = None
-) -> IngestWorker:
-    keys = DeviceKeys.load(settings.device_keys) if settings.device_keys else None
-    return IngestWorker(
-        bus,
-        repo,
-        batch_size=settings.batch_size,
-        batch_seconds=settings.batch_seconds,
-        writers=1 if repo.dialect == "sqlite" else settings.writers,  # SQLite has one writer
-        verifier=Verifier(keys) if keys else None,
-        on_batch=metrics.on_batch if metrics else None,
-    )
-
-
-def make_sensors(
-    settings: Settings, bus: Bus, devices: int, rate: float, seed: int, anomaly_rate: float
-) -> SensorRunner:
-    return SensorRunner(
-        bus,
-        fleet(devices, seed),
-        rate=rate,
-        seed=seed,
-        anomaly_rate=anomaly_rate,
-        spool=Spool(settings.spool_path),
-        signer=Signer(DeviceKeys.load(settings.device_keys)) if settings.device_keys else None,
-    )
 
 
 async def run_ingest(
@@ -128,7 +82,28 @@ async def run_detect(settings: Settings, stop: asyncio.Event | None = None) -> N
     stop = stop or stop_on_signals()
     repo = open_repository(settings)
     try:
-        await DetectionJob(repo, settings.detector).run(stop, settings.detect_interval)
+        await make_detection(settings, repo).run(stop, settings.detect_interval)
+    finally:
+        repo.close()
+
+
+def run_api(settings: Settings) -> None:
+    """`weatherpipe api`: serve until SIGTERM or Ctrl-C (exit status 0 either way)."""
+    repo = open_repository(settings)
+    bus = open_bus(settings)
+    # Another process's in-process bus is invisible from here: /readyz has no bus to check.
+    application = make_api(settings, repo, bus if bus.crosses_processes else None)
+    # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
+    log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
+    config = uvicorn.Config(
+        application,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        log_config=log_config,
+    )
+    try:
+        StageServer(config).run()
     finally:
         repo.close()
 
@@ -181,8 +156,8 @@ async def run_pipeline(
     sensors = make_sensors(settings, bus, devices, rate, seed, anomaly_rate)
     metrics = Metrics()
     ingest = make_ingest(settings, bus, repo, metrics)
-    detect = DetectionJob(repo, settings.detector)
-    api = ApiServer(create_app(settings, repo, bus, metrics), settings.api_host, settings.api_port)
+    detect = make_detection(settings, repo)
+    api = ApiServer(make_api(settings, repo, bus, metrics), settings.api_host, settings.api_port)
     api.start()
     tasks = [
         asyncio.create_task(sensors.run(duration, stop), name="sensors"),
@@ -232,14 +207,31 @@ async def _report(
         await asyncio.to_thread(repo.record_injected, sensors.take_truth())
         if not named and ingest.stats.stored:
             names = {d.device_id: d.name for d in sensors.devices}
-            await asyncio.to_thread(repo.name_devices, names)
-            named = True
+            named = await asyncio.to_thread(name_stored_devices, repo, names)
         totals = await asyncio.to_thread(repo.totals)
         now = time.monotonic()
         rate = (ingest.stats.stored - last_stored) / max(now - last_time, 1e-9)
         last_stored, last_time = ingest.stats.stored, now
         if on_status:
             on_status(Status(rate, totals["stored"], totals["anomalies"], totals["dead_letters"]))
+
+
+def name_stored_devices(repo: Repository, names: Mapping[str, str]) -> bool:
+    """Write the display names of the devices stored so far; True once all of them are."""
+    repo.name_devices(names)
+    named = {d["device_id"] for d in repo.devices() if d["name"]}
+    return all(device_id in named for device_id in names)
+
+
+async def name_devices_when_stored(
+    repo: Repository, names: Mapping[str, str], stop: asyncio.Event
+) -> None:
+    """Name the fleet's devices as ingest (in another process) creates them, then return."""
+    while not stop.is_set():
+        with contextlib.suppress(StorageUnavailable):
+            if await asyncio.to_thread(name_stored_devices, repo, names):
+                return
+        await pause(1.0, stop)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from weatherpipe.bus import create_bus
+from weatherpipe.compose import open_bus
 from weatherpipe.config import Settings
 from weatherpipe.errors import BusError
 from weatherpipe.storage.repository import Repository
@@ -38,7 +38,7 @@ class Status:
 
 async def consumer_lag(settings: Settings) -> tuple[int | None, str]:
     """Messages waiting for ingest, or None and why the broker could not say."""
-    bus = create_bus(settings.bus_url, settings.topic, settings.subscription)
+    bus = open_bus(settings)
     if not bus.crosses_processes:
         return None, f"{bus.scheme}:// lives inside one process; no other process can see its queue"
     try:

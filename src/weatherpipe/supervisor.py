@@ -31,9 +31,9 @@ PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 def check_bus(settings: Settings) -> None:
     """Child processes need a bus they can share; memory:// lives inside one process."""
-    from weatherpipe.bus import create_bus
+    from weatherpipe.compose import open_bus
 
-    if not create_bus(settings.bus_url, settings.topic, settings.subscription).crosses_processes:
+    if not open_bus(settings).crosses_processes:
         raise ConfigError(
             "WEATHERPIPE_BUS_URL: --processes needs a bus that crosses processes "
             "(nats://, mqtt:// or pubsub://); memory:// lives inside one process"
@@ -168,15 +168,33 @@ def stage_commands(stages: Sequence[str], sensor_args: Sequence[str] = ()) -> di
 
 
 async def run_supervised(
-    settings: Settings, sensor_args: Sequence[str] = (), stop: asyncio.Event | None = None
+    settings: Settings,
+    sensor_args: Sequence[str] = (),
+    stop: asyncio.Event | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> None:
-    """Migrate the database and set up the bus once, then supervise one process per stage."""
+    """Migrate the database and set up the bus once, then supervise one process per stage.
+
+    `names` (the simulated fleet's display names) are written to the devices table as ingest
+    creates the devices: the API reads names from the database only.
+    """
+    from weatherpipe.compose import open_bus, open_repository
     from weatherpipe.lifecycle import stop_on_signals
-    from weatherpipe.runner import open_bus, open_repository
+    from weatherpipe.runner import name_devices_when_stored
 
     check_bus(settings)
     stop = stop or stop_on_signals()
-    open_repository(settings).close()  # once, before the children would race to migrate
-    async with open_bus(settings) as bus:
-        await bus.setup()
-    await Supervisor(stage_commands(STAGES, sensor_args), child_environment(settings)).run(stop)
+    repo = open_repository(settings)  # once, before the children would race to migrate
+    try:
+        async with open_bus(settings) as bus:
+            await bus.setup()
+        naming = asyncio.create_task(name_devices_when_stored(repo, names or {}, stop))
+        try:
+            await Supervisor(stage_commands(STAGES, sensor_args), child_environment(settings)).run(
+                stop
+            )
+        finally:
+            stop.set()  # the naming task returns at once
+            await naming
+    finally:
+        repo.close()

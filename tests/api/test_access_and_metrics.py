@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from weatherpipe.api.app import create_app
 from weatherpipe.bus import create_bus
+from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.metrics import Metrics
@@ -38,7 +38,7 @@ def samples(text: str) -> dict[str, float]:
 def guarded(sqlite_repo: Repository) -> Iterator[TestClient]:
     sqlite_repo.store_batch(series([1.0, 2.0]))
     settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
-    with TestClient(create_app(settings, sqlite_repo)) as client:
+    with TestClient(make_api(settings, sqlite_repo)) as client:
         yield client
 
 
@@ -81,17 +81,17 @@ def test_the_dashboard_takes_the_token_once_and_keeps_it_in_a_cookie(
 
 def test_a_token_in_the_query_counts_only_on_the_home_page(sqlite_repo: Repository) -> None:
     settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
-    with TestClient(create_app(settings, sqlite_repo)) as client:
+    with TestClient(make_api(settings, sqlite_repo)) as client:
         assert client.get(f"/api/v1/devices?token={TOKEN}").status_code == 401
 
 
 def test_cors_is_off_unless_origins_are_configured(sqlite_repo: Repository) -> None:
     origin = {"Origin": "https://example.org"}
     url = str(sqlite_repo.engine.url)
-    with TestClient(create_app(load_settings(database_url=url), sqlite_repo)) as client:
+    with TestClient(make_api(load_settings(database_url=url), sqlite_repo)) as client:
         assert "access-control-allow-origin" not in client.get("/healthz", headers=origin).headers
     settings = load_settings(database_url=url, cors_origins="https://example.org")
-    with TestClient(create_app(settings, sqlite_repo)) as client:
+    with TestClient(make_api(settings, sqlite_repo)) as client:
         answer = client.get("/healthz", headers=origin)
         assert answer.headers["access-control-allow-origin"] == "https://example.org"
         other = client.get("/healthz", headers={"Origin": "https://evil.example"})
@@ -101,7 +101,7 @@ def test_cors_is_off_unless_origins_are_configured(sqlite_repo: Repository) -> N
 def test_metrics_show_api_latency_and_database_totals(sqlite_repo: Repository) -> None:
     sqlite_repo.store_batch(series([1.0, 2.0, 3.0]))
     settings = load_settings(database_url=str(sqlite_repo.engine.url))
-    with TestClient(create_app(settings, sqlite_repo)) as client:
+    with TestClient(make_api(settings, sqlite_repo)) as client:
         client.get("/api/v1/stats/counts")
         client.get("/api/v1/stats/daily-max?day=40&month=1")
         answer = client.get("/metrics")

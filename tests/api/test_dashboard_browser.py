@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from weatherpipe.api.app import create_app
+from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.runner import ApiServer
 from weatherpipe.storage.repository import Repository, Scored
@@ -65,7 +65,7 @@ def site(sqlite_repo: Repository) -> Iterator[str]:
     sqlite_repo.save_detection("t", DEVICE_A, rows[-1][1], b"", [Scored(spike[0], 0.99, True)])
     port = free_port()
     settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
-    server = ApiServer(create_app(settings, sqlite_repo), "127.0.0.1", port)
+    server = ApiServer(make_api(settings, sqlite_repo), "127.0.0.1", port)
     server.start()
     try:
         wait_until_up(f"http://127.0.0.1:{port}/healthz")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from weatherpipe.api.app import create_app
+from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.storage.repository import Repository, Scored
 from weatherpipe.testing import DEVICE_A, DEVICE_B, series
@@ -27,7 +27,7 @@ def test_every_operation_answers_without_server_errors_and_as_documented(
     sqlite_repo.store_batch(series([30.0, 31.0], DEVICE_B, start=start - timedelta(days=3)))
     rows = sqlite_repo.readings_after(DEVICE_A, None, 10)
     sqlite_repo.save_detection("t", DEVICE_A, rows[-1][1], b"", [Scored(rows[1][0], 0.9, True)])
-    app = create_app(load_settings(database_url=str(sqlite_repo.engine.url)), sqlite_repo)
+    app = make_api(load_settings(database_url=str(sqlite_repo.engine.url)), sqlite_repo)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 10

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from weatherpipe.api.app import create_app
+from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.storage.repository import Repository, Scored
 from weatherpipe.testing import DEVICE_A, DEVICE_B, series
@@ -21,10 +21,13 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 def client(repo: Repository) -> Iterator[TestClient]:
     repo.store_batch(series([10.0, 14.5, 12.0], DEVICE_A, start=NOW - timedelta(minutes=3)))
     repo.store_batch(series([30.0, 31.0], DEVICE_B, start=NOW - timedelta(days=40)))
+    # A name only the database knows (the simulator calls this device Berlin): names come
+    # from the devices table, never from the simulator's catalogue.
+    repo.name_devices({DEVICE_A: "Rooftop"})
     rows = repo.readings_after(DEVICE_A, None, 10)
     repo.save_detection("t", DEVICE_A, rows[-1][1], b"", [Scored(rows[1][0], 0.97, True)])
     settings = load_settings(database_url=str(repo.engine.url))
-    with TestClient(create_app(settings, repo)) as test_client:
+    with TestClient(make_api(settings, repo)) as test_client:
         yield test_client
 
 
@@ -180,7 +183,7 @@ def test_anomalies_in_the_last_minutes(client: TestClient) -> None:
 
 def test_devices_and_readings_pages(client: TestClient) -> None:
     devices = {d["device_id"]: d for d in client.get("/api/v1/devices").json()}
-    assert devices[DEVICE_A]["name"] == "Berlin" and devices[DEVICE_A]["count"] == 3
+    assert devices[DEVICE_A]["name"] == "Rooftop" and devices[DEVICE_A]["count"] == 3
     page = client.get(f"/api/v1/readings?device_id={DEVICE_A}&limit=2").json()
     assert [r["temperature"] for r in page["items"]] == [10.0, 14.5]
     after = page["next_after"].replace("+00:00", "Z")
@@ -236,7 +239,7 @@ def test_unknown_device_is_404(client: TestClient) -> None:
 
 def test_home_page_names_every_device_and_works_without_scripts(client: TestClient) -> None:
     page = client.get("/").text
-    assert "Berlin" in page and DEVICE_B[:8] in page
+    assert "Rooftop" in page and "Berlin" not in page and DEVICE_B[:8] in page
     assert "14.50" in page
     assert 'src="/static/dashboard.js"' in page and "cdn" not in page.lower()
 
@@ -245,7 +248,7 @@ def test_home_page_form_answers_a_day_and_says_when_there_is_no_data(client: Tes
     today = NOW - timedelta(minutes=3)
     answered = client.get(f"/?day={today.day}&month={today.month}").text
     daymax = answered.split('id="daymax"')[1]
-    assert "Berlin" in daymax and "14.50" in daymax
+    assert "Rooftop" in daymax and "14.50" in daymax
     other = NOW + timedelta(days=100)
     empty = client.get(f"/?day={other.day}&month={other.month}").text
     assert "No data found" in empty.split('id="daymax"')[1]
@@ -269,3 +272,10 @@ def test_static_assets_come_from_the_installed_package(client: TestClient) -> No
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     assert client.get("/readyz").json() == {"status": "ok", "checks": {"database": "ok"}}
+
+
+def test_home_page_escapes_what_the_database_holds(client: TestClient, repo: Repository) -> None:
+    repo.name_devices({DEVICE_B: "<script>alert(1)</script>"})
+    page = client.get("/?day=<b>&month=1").text
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'value="&lt;b&gt;"' in page and "whole numbers" in page

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from weatherpipe.compose import open_repository
 from weatherpipe.config import load_settings
 from weatherpipe.errors import StorageError
-from weatherpipe.runner import open_repository
 from weatherpipe.storage.engine import downgrade, upgrade
 
 

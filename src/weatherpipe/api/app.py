@@ -30,15 +30,11 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(
-    settings: Settings,
-    repo: Repository | None = None,
-    bus: Bus | None = None,
-    metrics: Metrics | None = None,
+    settings: Settings, repo: Repository, metrics: Metrics, bus: Bus | None = None
 ) -> FastAPI:
-    """The API over `repo` (built from settings if not given); `bus` is checked by /readyz.
+    """The API over `repo`, recording into `metrics`; `bus`, if any, is checked by /readyz.
 
-    Pass the process's `metrics` when ingest runs in the same process (`weatherpipe up`) so
-    /metrics shows its rates too.
+    The parts are built by weatherpipe.compose (make_api), never here.
     """
     app = FastAPI(
         title="weatherpipe",
@@ -51,16 +47,16 @@ def create_app(
         ),
     )
     app.state.settings = settings
-    app.state.repo = repo or Repository.from_url(settings.database_url)
+    app.state.repo = repo
     app.state.bus = bus
-    app.state.metrics = metrics or Metrics()
-    app.state.metrics.watch_database(app.state.repo)
+    app.state.metrics = metrics
     app.include_router(routes.router)
     app.include_router(dashboard.router)
+    app.state.templates = dashboard.templates()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.get("/docs", include_in_schema=False)(_docs)
     _add_error_handlers(app)
-    app.middleware("http")(_timed(app.state.metrics))
+    app.middleware("http")(_timed(metrics))
     if settings.api_token:
         app.middleware("http")(_guarded(settings.api_token))
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

@@ -25,7 +25,6 @@ from weatherpipe.api.schemas import (
 )
 from weatherpipe.errors import InvalidParameter, NotFound, WeatherpipeError
 from weatherpipe.metrics import CONTENT_TYPE, Metrics
-from weatherpipe.sensors.profiles import KNOWN_NAMES
 from weatherpipe.storage.repository import Repository
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -85,10 +84,7 @@ def utc(name: str, value: datetime | None) -> datetime | None:
 @router.get("/api/v1/devices", response_model=list[Device], tags=["analyses"])
 def list_devices(request: Request) -> list[dict[str, Any]]:
     """Every device with its location, reading count and last reading."""
-    devices = repo_of(request).devices()
-    for device in devices:
-        device["name"] = device["name"] or KNOWN_NAMES.get(device["device_id"])
-    return devices
+    return repo_of(request).devices()
 
 
 @router.get("/api/v1/stats/max-temperature", response_model=list[DeviceMax], tags=["analyses"])

@@ -42,8 +42,6 @@ DEFAULT_DEVICES = (
     Device("c3e1f5a7-9b2d-4e6f-8a1c-3d5e7f9a1b2c", "Dubai", 25.2048, 55.2708, HOT),
 )
 
-KNOWN_NAMES = {d.device_id: d.name for d in DEFAULT_DEVICES}
-
 
 def fleet(count: int, seed: int = 0) -> list[Device]:
     """The three default devices, then generated ones in random places of the three climates."""

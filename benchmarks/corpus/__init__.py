@@ -1,0 +1,1 @@
+"""A labelled temperature corpus, generated from fixed seeds (see README.md)."""
