@@ -169,7 +169,7 @@ def _flag_recent(repo: Repository) -> None:
         since = device["last_ts"] - timedelta(minutes=30)
         rows = repo.readings_page(device["device_id"], start=since, limit=1800)
         flags = [Scored(r["id"], 0.99, True) for r in rows[::FLAG_EVERY]]
-        repo.save_detection("bench", device["device_id"], device["last_ts"], b"", flags)
+        repo.save_detection("bench", device["device_id"], device["last_ts"], "{}", flags)
 
 
 Baseline = tuple[str, dict[str, Any]] | None

@@ -89,7 +89,7 @@ def detect_db(options: BenchOptions) -> Result:
                 started = time.perf_counter()
                 for device, rows in ids.items():
                     results = [Scored(rid, 0.1 * round_, rid % 97 == 0) for rid in rows]
-                    repo.save_detection("bench", device, start, b"state", results)
+                    repo.save_detection("bench", device, start, "{}", results)
                 ours.append(len(batch) / (time.perf_counter() - started))
                 per_row.append(_per_row_update_rate(engine, sample))
         finally:

@@ -84,6 +84,7 @@ def test_query_prints_the_checked_in_sql_scripts() -> None:
 
 def test_query_answers_from_the_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/w.db"
+    assert CliRunner().invoke(app, ["db", "upgrade", "--database-url", url]).exit_code == 0
     result = CliRunner().invoke(app, ["query", "devicedata", "--database-url", url])
     assert result.exit_code == 0 and result.stdout == ""
     bad = CliRunner().invoke(app, ["query", "daymax", "--database-url", url])

@@ -26,7 +26,7 @@ def test_status_shows_totals_devices_dead_letters_and_the_detector(
         [make_reading(DEVICE_A, i, 20.0 + i) for i in range(5)] + [make_reading(DEVICE_B, 0)],
         [DeadLetter(b"x", "not valid JSON")],
     )
-    sqlite_repo.save_detection("default", DEVICE_A, datetime(2026, 11, 28, tzinfo=UTC), b"", [])
+    sqlite_repo.save_detection("default", DEVICE_A, datetime(2026, 11, 28, tzinfo=UTC), "{}", [])
     sqlite_repo.mark_replayed([1])
     result = CliRunner().invoke(app, ["status", "--database-url", sqlite_url])
     assert result.exit_code == 0, result.output

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,12 +18,34 @@ import typer
 from weatherpipe import __version__
 from weatherpipe.config import Settings, load_settings
 from weatherpipe.errors import ConfigError, WeatherpipeError
+from weatherpipe.redact import RedactingFormatter, Redactor, mask_url, secrets_of, url_password
 
 app = typer.Typer(
     help="weatherpipe: IoT temperature readings from sensors to SQL, with anomaly detection.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+# Every line this process prints or logs goes through it: configured passwords and the token
+# become ***, and so does the password of any URL.
+REDACT = Redactor()
+DEBUG_VARIABLE = "WEATHERPIPE_DEBUG"
+_debug = [os.environ.get(DEBUG_VARIABLE, "").lower() in {"1", "true", "yes", "on"}]
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the full traceback of a failure instead of one line. "
+            f"[env: {DEBUG_VARIABLE}]",
+        ),
+    ] = False,
+) -> None:
+    if debug:
+        _debug[0] = True
+
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bus_app = typer.Typer(help="Message bus topic and subscription.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -33,6 +56,8 @@ dead_app = typer.Typer(
 keys_app = typer.Typer(help="Per-device signing keys.", no_args_is_help=True)
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(keys_app, name="keys")
+devices_app = typer.Typer(help="Devices in the registry.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
 
 # Options that override a setting; each one's variable is named in its help.
 DatabaseUrl = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_DATABASE_URL]")]
@@ -40,6 +65,13 @@ BusUrl = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_BUS_URL]")]
 Topic = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_TOPIC]")]
 Subscription = Annotated[str | None, typer.Option(help="[env: WEATHERPIPE_SUBSCRIPTION]")]
 Detector = Annotated[str | None, typer.Option(help="Detector name. [env: WEATHERPIPE_DETECTOR]")]
+FalseAlarms = Annotated[
+    float | None,
+    typer.Option(
+        help="Sensitivity: expected false alarms per device per day. "
+        "[env: WEATHERPIPE_FALSE_ALARMS_PER_DAY]"
+    ),
+]
 Port = Annotated[int | None, typer.Option(help="API port. [env: WEATHERPIPE_API_PORT]")]
 Host = Annotated[str | None, typer.Option(help="API address. [env: WEATHERPIPE_API_HOST]")]
 Devices = Annotated[int, typer.Option(min=1, max=100_000, help="How many simulated devices.")]
@@ -52,6 +84,7 @@ AnomalyRate = Annotated[
 
 def _settings(**overrides: Any) -> Settings:
     settings = load_settings(**overrides)
+    REDACT.add(*secrets_of(settings))
     _logging(settings)
     return settings
 
@@ -63,9 +96,10 @@ def _logging(settings: Settings) -> None:
 
         # The command (sensors, ingest, ...) tags each record: stages often share one log.
         command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
-        handler.setFormatter(JsonFormatter(stage=command))
+        formatter: logging.Formatter = JsonFormatter(stage=command)
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(RedactingFormatter(formatter, REDACT))
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
     logging.getLogger("alembic").setLevel(
         max(logging.WARNING, logging.getLevelName(settings.log_level))
@@ -114,15 +148,19 @@ def up(
     if processes:
         _up_processes(settings, devices, rate, seed, anomaly_rate)
         return
-    typer.echo(
-        f"weatherpipe {__version__}: {devices} sensors → {settings.bus_url} → "
-        f"{settings.database_url}",
-        err=True,
-    )
-    typer.echo(
-        f"API and dashboard on http://{settings.api_host}:{settings.api_port}/ (Ctrl-C to stop)",
-        err=True,
-    )
+
+    def banner() -> None:
+        typer.echo(
+            f"weatherpipe {__version__}: {devices} sensors → {mask_url(settings.bus_url)} → "
+            f"{mask_url(settings.database_url)}",
+            err=True,
+        )
+        typer.echo(
+            f"API and dashboard on http://{settings.api_host}:{settings.api_port}/ "
+            "(Ctrl-C to stop)",
+            err=True,
+        )
+
     asyncio.run(
         run_pipeline(
             settings,
@@ -132,6 +170,7 @@ def up(
             anomaly_rate=anomaly_rate,
             duration=duration,
             on_status=_status_line,
+            on_ready=banner,
         )
     )
     typer.echo("\nstopped", err=True)
@@ -144,19 +183,24 @@ def _up_processes(
     from weatherpipe.supervisor import check_bus, run_supervised
 
     check_bus(settings)
-    typer.echo(
-        f"weatherpipe {__version__}: sensors, ingest, detect and api as child processes over "
-        f"{settings.bus_url}; API on http://{settings.api_host}:{settings.api_port}/ "
-        "(Ctrl-C to stop)",
-        err=True,
-    )
+
+    def banner() -> None:
+        typer.echo(
+            f"weatherpipe {__version__}: sensors, ingest, detect and api as child processes over "
+            f"{mask_url(settings.bus_url)}; API on http://{settings.api_host}:"
+            f"{settings.api_port}/ (Ctrl-C to stop)",
+            err=True,
+        )
+
     sensor_args = [
         f"--devices={devices}",
         f"--rate={rate}",
         f"--seed={seed}",
         f"--anomaly-rate={anomaly_rate}",
     ]
-    asyncio.run(run_supervised(settings, sensor_args, names=fleet_names(devices, seed)))
+    asyncio.run(
+        run_supervised(settings, sensor_args, names=fleet_names(devices, seed), on_ready=banner)
+    )
     typer.echo("stopped", err=True)
 
 
@@ -189,6 +233,8 @@ def sensors(
     from weatherpipe.runner import SimulateOptions, run_backfill, run_sensors
 
     settings = _settings(bus_url=bus_url, topic=topic, database_url=database_url)
+    if not (backfill and to_db):
+        _shared_bus(settings, "sensors")
     options = SimulateOptions(
         devices=devices, rate=rate, seed=seed, anomaly_rate=anomaly_rate, truth_file=truth_file
     )
@@ -203,6 +249,17 @@ def sensors(
         f"{stats.ticks:,} ticks of {devices} devices",
         err=True,
     )
+
+
+def _shared_bus(settings: Settings, command: str) -> None:
+    """Refuse a bus no other process can reach: a stage on its own would talk to nobody."""
+    from weatherpipe.compose import open_bus
+
+    if not open_bus(settings).crosses_processes:
+        raise ConfigError(
+            f"WEATHERPIPE_BUS_URL: {mask_url(settings.bus_url)} only works inside "
+            f"`weatherpipe up`; `{command}` on its own needs nats://, mqtt:// or pubsub://"
+        )
 
 
 def _parse_span(text: str) -> timedelta:
@@ -238,6 +295,7 @@ def ingest(
         subscription=subscription,
         batch_size=batch_size,
     )
+    _shared_bus(settings, "ingest")
     stats = asyncio.run(run_ingest(settings, metrics_port=metrics_port))
     typer.echo(
         f"stored {stats.stored:,}, duplicates {stats.duplicates:,}, dead letters {stats.dead:,}",
@@ -246,11 +304,48 @@ def ingest(
 
 
 @app.command()
-def detect(database_url: DatabaseUrl = None, detector: Detector = None) -> None:
+def detect(
+    database_url: DatabaseUrl = None,
+    detector: Detector = None,
+    false_alarms_per_day: FalseAlarms = None,
+) -> None:
     """Flag anomalies in newly stored readings, continuously."""
     from weatherpipe.runner import run_detect
 
-    asyncio.run(run_detect(_settings(database_url=database_url, detector=detector)))
+    settings = _settings(
+        database_url=database_url, detector=detector, false_alarms_per_day=false_alarms_per_day
+    )
+    asyncio.run(run_detect(settings))
+
+
+@devices_app.command("sensitivity")
+def devices_sensitivity(
+    device_id: Annotated[str, typer.Argument(help="The device's id.")],
+    value: Annotated[
+        float | None,
+        typer.Argument(help="Expected false alarms per day for this device (> 0)."),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Drop the device's own value: use the global one.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set or clear one device's sensitivity; the detection job applies it on its next pass
+    (that device's detector starts afresh and warms up again)."""
+    from weatherpipe.runner import open_repository
+
+    if clear == (value is not None):
+        raise ConfigError("devices sensitivity: give either VALUE or --clear")
+    if value is not None and not 0 < value < float("inf"):
+        raise ConfigError(f"devices sensitivity: VALUE must be a number > 0 (got {value})")
+    repo = open_repository(_settings(database_url=database_url))
+    try:
+        if not repo.set_sensitivity(device_id.lower(), value):
+            raise ConfigError(f"devices sensitivity: no device {device_id}")
+    finally:
+        repo.close()
+    what = "the global setting" if value is None else f"{value:g} false alarms a day"
+    typer.echo(f"{device_id.lower()}: sensitivity {what}", err=True)
 
 
 @app.command()
@@ -291,7 +386,7 @@ def query(
         return
     if name == "daymax" and (day is None or month is None):
         raise typer.BadParameter("daymax needs --day and --month")
-    repo = open_repository(_settings(database_url=database_url))
+    repo = open_repository(_settings(database_url=database_url), must_exist=True)
     since = datetime.now(UTC) - timedelta(minutes=minutes)
     for row in repo.analysis(name, day=day, month=month, year=year, since=since):
         typer.echo(json.dumps(row, default=str))
@@ -314,6 +409,7 @@ def bus_setup(
     from weatherpipe.compose import open_bus
 
     settings = _settings(bus_url=bus_url, topic=topic, subscription=subscription)
+    _shared_bus(settings, "bus setup")
 
     async def setup() -> None:
         async with open_bus(settings) as bus:
@@ -321,7 +417,7 @@ def bus_setup(
 
     asyncio.run(setup())
     typer.echo(
-        f"{settings.bus_url}: topic {settings.topic!r} and subscription "
+        f"{mask_url(settings.bus_url)}: topic {settings.topic!r} and subscription "
         f"{settings.subscription!r} are ready",
         err=True,
     )
@@ -342,7 +438,7 @@ def status(
     settings = _settings(
         database_url=database_url, bus_url=bus_url, topic=topic, subscription=subscription
     )
-    repo = open_repository(settings)
+    repo = open_repository(settings, must_exist=True)
     try:
         state = asyncio.run(gather(settings, repo))
     finally:
@@ -352,14 +448,17 @@ def status(
         return
     lag = f"{state.lag:,}" if state.lag is not None else f"unknown ({state.lag_note})"
     typer.echo(f"stored        {state.stored:,} readings, {state.anomalies:,} flagged anomalous")
-    typer.echo(f"consumer lag  {lag} on {settings.bus_url} {settings.subscription!r}")
+    typer.echo(f"consumer lag  {lag} on {mask_url(settings.bus_url)} {settings.subscription!r}")
     typer.echo(
         f"dead letters  {state.dead_letters:,} ({state.dead_letters_pending:,} not replayed)"
     )
     typer.echo(f"devices       {len(state.devices)}")
     for d in state.devices:
         last = f"{d.last_ts:%Y-%m-%d %H:%M:%S}Z {d.last_temperature:.2f} °C" if d.last_ts else "-"
-        typer.echo(f"  {d.device_id}  {d.name or '':14} {d.count:>10,}  last {last}")
+        typer.echo(
+            f"  {d.device_id}  {d.name or '':14} {d.count:>10,}  last {last}  "
+            f"detection {d.detection.replace('_', ' ')}"
+        )
     for p in state.detectors:
         typer.echo(
             f"detector      {p['detector']} {p['device_id']} at {p['last_ts']:%Y-%m-%d %H:%M:%S}Z"
@@ -379,7 +478,7 @@ def dead_letters_list(
     from weatherpipe.compose import open_repository
     from weatherpipe.deadletters import listing
 
-    repo = open_repository(_settings(database_url=database_url))
+    repo = open_repository(_settings(database_url=database_url), must_exist=True)
     try:
         rows = listing(repo, limit, pending_only=not show_all)
     finally:
@@ -432,7 +531,10 @@ def dead_letters_replay(
     finally:
         repo.close()
     missing = f"; {stats.missing} not found or already replayed" if stats.missing else ""
-    typer.echo(f"replayed {stats.replayed:,} dead letters to {settings.bus_url}{missing}", err=True)
+    typer.echo(
+        f"replayed {stats.replayed:,} dead letters to {mask_url(settings.bus_url)}{missing}",
+        err=True,
+    )
 
 
 @keys_app.command("new")
@@ -516,7 +618,7 @@ def score(
     from weatherpipe.detect.live import format_score, score_run
 
     settings = _settings(database_url=database_url)
-    repo = open_repository(settings)
+    repo = open_repository(settings, must_exist=True)
     try:
         typer.echo(format_score(score_run(repo, detector)))
     finally:
@@ -530,12 +632,27 @@ def version() -> None:
 
 
 def main() -> None:
-    """Console entry point: one line on stderr for our errors, exit status 2 for config."""
+    """Console entry point: every failure is one line on stderr (the traceback with --debug);
+    exit status 2 for a bad setting, 1 for anything else."""
+    for name in ("WEATHERPIPE_API_TOKEN", "WEATHERPIPE_DATABASE_URL", "WEATHERPIPE_BUS_URL"):
+        value = os.environ.get(name, "")
+        REDACT.add(url_password(value) if "://" in value else value)
     try:
         app()
-    except ConfigError as exc:
-        typer.echo(f"weatherpipe: {exc}", err=True)
-        raise SystemExit(2) from None
-    except WeatherpipeError as exc:
-        typer.echo(f"weatherpipe: {type(exc).__name__}: {exc}", err=True)
-        raise SystemExit(1) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        if _debug[0]:
+            raise
+        raise SystemExit(_fail(exc)) from None
+
+
+def _fail(exc: BaseException) -> int:
+    """Print the one line for `exc`; the exit status."""
+    if isinstance(exc, WeatherpipeError):
+        text = str(exc)
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    line = REDACT(" ".join(text.split()))
+    typer.echo(f"weatherpipe: {line}", err=True)
+    return 2 if isinstance(exc, ConfigError) else 1

@@ -8,14 +8,20 @@ take what they need as arguments (`IngestWorker(bus, store)`, `create_app(settin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from weatherpipe.bus import create_bus
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
+from weatherpipe.errors import ConfigError, StorageError, StorageUnavailable
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.metrics import Metrics
+from weatherpipe.redact import mask_url
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner
 from weatherpipe.sensors.spool import Spool
@@ -32,18 +38,57 @@ def open_bus(settings: Settings) -> Bus:
     return create_bus(settings.bus_url, settings.topic, settings.subscription)
 
 
-def open_repository(settings: Settings, migrate: bool | None = None) -> Repository:
-    """The repository; the schema upgraded first, or only checked with `settings.migrate` off."""
-    repo = Repository.from_url(settings.database_url)
+def open_repository(
+    settings: Settings, migrate: bool | None = None, must_exist: bool = False
+) -> Repository:
+    """The repository; the schema upgraded first, or only checked with `settings.migrate` off.
+
+    A database that cannot be reached is one StorageUnavailable naming it (password masked).
+    With `must_exist`, a SQLite file that is not there is an error instead of a new empty
+    database (for commands that only read, run from the wrong folder).
+    """
+    url = settings.database_url
+    if must_exist:
+        missing = missing_sqlite_file(url)
+        if missing is not None:
+            raise ConfigError(
+                f"WEATHERPIPE_DATABASE_URL: no database at {missing}: "
+                "run `weatherpipe db upgrade` first, or point WEATHERPIPE_DATABASE_URL at it"
+            )
+    repo = Repository.from_url(url)
     try:
         if settings.migrate if migrate is None else migrate:
             upgrade(repo.engine)
         else:
             require_current(repo.engine)
+    except SQLAlchemyError as exc:
+        repo.close()
+        raise StorageUnavailable(f"database {mask_url(url)}: {db_reason(exc)}") from exc
+    except StorageError as exc:
+        repo.close()
+        raise type(exc)(f"database {mask_url(url)}: {exc}") from exc
     except BaseException:
         repo.close()
         raise
     return repo
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file a sqlite:/// URL names, if it does not exist (None for other databases)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database).resolve()
+    return None if path.exists() else path
+
+
+def db_reason(exc: SQLAlchemyError) -> str:
+    """The driver's own words, e.g. `Access denied for user 'weather'@'localhost'`."""
+    orig = getattr(exc, "orig", None)
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    if len(args) == 2 and isinstance(args[1], str):
+        return args[1]  # PyMySQL's (code, message)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
 
 
 def _keys(settings: Settings) -> DeviceKeys | None:
@@ -88,8 +133,8 @@ def fleet_names(devices: int, seed: int) -> Mapping[str, str]:
 
 
 def make_detection(settings: Settings, repo: Repository) -> DetectionJob:
-    """The detection job with the configured detector."""
-    return DetectionJob(repo, settings.detector)
+    """The detection job with the configured detector and sensitivity."""
+    return DetectionJob(repo, settings.detector, false_alarms_per_day=settings.false_alarms_per_day)
 
 
 def make_api(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from weatherpipe.errors import ConfigError
+from weatherpipe.redact import MaskedUrl, mask_url
 
 ENV_PREFIX = "WEATHERPIPE_"
 
@@ -20,11 +21,11 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
     )
 
-    database_url: str = Field(
+    database_url: MaskedUrl = Field(
         "sqlite:///weather.db",
         description="SQLAlchemy URL of the database (sqlite:///FILE or mysql+pymysql://...).",
     )
-    bus_url: str = Field(
+    bus_url: MaskedUrl = Field(
         "memory://",
         description="Message bus URL: memory://, nats://HOST:PORT, mqtt://HOST:PORT or pubsub://PROJECT.",
     )
@@ -47,12 +48,20 @@ class Settings(BaseSettings):
     detector: str = Field(
         "default", description="Anomaly detector name (see `weatherpipe detectors`)."
     )
+    false_alarms_per_day: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Detection sensitivity: expected false alarms per device per day on normal "
+        "weather (unset: the detector's own default, see `weatherpipe detectors`); a device's "
+        "own value (`weatherpipe devices sensitivity`) takes precedence.",
+    )
     detect_interval: float = Field(
         0.5, gt=0, le=3600, description="Seconds between detection passes over new readings."
     )
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
-    api_token: str | None = Field(
+    api_token: SecretStr | None = Field(
         None, description="When set, every API request needs `Authorization: Bearer TOKEN`."
     )
     cors_origins: str = Field(
@@ -103,7 +112,11 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = ENV_PREFIX + str(err["loc"][0]).upper() if err["loc"] else ENV_PREFIX
-        raise ConfigError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
+        given = err.get("input")
+        shown = repr(mask_url(given)) if isinstance(given, str) else repr(given)
+        if name == ENV_PREFIX + "API_TOKEN":
+            shown = "a value"  # the token itself is never shown
+        raise ConfigError(f"{name}: {err['msg']} (got {shown})") from None
 
 
 @lru_cache(maxsize=1)

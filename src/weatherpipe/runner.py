@@ -6,17 +6,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import uvicorn
 
+from weatherpipe.api.server import ApiServer, StageServer, listen_socket
 from weatherpipe.compose import (
     make_api,
     make_detection,
@@ -89,50 +88,22 @@ async def run_detect(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 def run_api(settings: Settings) -> None:
     """`weatherpipe api`: serve until SIGTERM or Ctrl-C (exit status 0 either way)."""
-    repo = open_repository(settings)
+    sock = listen_socket(settings.api_host, settings.api_port)
+    try:
+        repo = open_repository(settings)
+    except BaseException:
+        sock.close()
+        raise
     bus = open_bus(settings)
     # Another process's in-process bus is invisible from here: /readyz has no bus to check.
     application = make_api(settings, repo, bus if bus.crosses_processes else None)
     # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
     log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
-    config = uvicorn.Config(
-        application,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="info",
-        log_config=log_config,
-    )
+    config = uvicorn.Config(application, log_level="info", log_config=log_config)
     try:
-        StageServer(config).run()
+        StageServer(config).run(sockets=[sock])
     finally:
         repo.close()
-
-
-class StageServer(uvicorn.Server):
-    """uvicorn that ends with exit status 0 after SIGTERM or Ctrl-C, like every other stage.
-
-    uvicorn re-raises the signal once it has shut down, so a supervisor would see a death by
-    SIGTERM where there was a clean stop.
-    """
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()
-
-
-class ApiServer:
-    """uvicorn in a thread of its own, so its signal handling stays out of our loop."""
-
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 async def run_pipeline(
@@ -144,21 +115,38 @@ async def run_pipeline(
     anomaly_rate: float = 4.0,
     duration: float | None = None,
     on_status: Callable[[Status], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """`weatherpipe up`: sensors, ingest, detection and the API in one process."""
+    """`weatherpipe up`: sensors, ingest, detection and the API in one process.
+
+    Every part is opened (port, database, bus) before `on_ready` is called, so a start-up
+    failure is one error and nothing else.
+    """
     stop = stop or stop_on_signals()
     quiet_collector()
-    repo = open_repository(settings)
+    api_socket = listen_socket(settings.api_host, settings.api_port)
+    try:
+        repo = open_repository(settings)
+    except BaseException:
+        api_socket.close()
+        raise
     bus = open_bus(settings)
-    await bus.connect()
-    await bus.setup()
+    try:
+        await bus.connect()
+        await bus.setup()
+    except BaseException:
+        api_socket.close()
+        repo.close()
+        raise
     sensors = make_sensors(settings, bus, devices, rate, seed, anomaly_rate)
     metrics = Metrics()
     ingest = make_ingest(settings, bus, repo, metrics)
     detect = make_detection(settings, repo)
-    api = ApiServer(make_api(settings, repo, bus, metrics), settings.api_host, settings.api_port)
+    api = ApiServer(make_api(settings, repo, bus, metrics), sock=api_socket)
     api.start()
+    if on_ready:
+        on_ready()
     tasks = [
         asyncio.create_task(sensors.run(duration, stop), name="sensors"),
         asyncio.create_task(ingest.run(stop), name="ingest"),

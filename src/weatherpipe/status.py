@@ -22,6 +22,7 @@ class DeviceStatus:
     count: int
     last_ts: datetime | None
     last_temperature: float | None
+    detection: str  # not_started, warming_up or monitoring (the configured detector)
 
 
 @dataclass
@@ -60,8 +61,15 @@ async def gather(settings: Settings, repo: Repository) -> Status:
         lag=lag,
         lag_note=note,
         devices=[
-            DeviceStatus(d["device_id"], d["name"], d["count"], d["last_ts"], d["last_temperature"])
-            for d in repo.devices()
+            DeviceStatus(
+                d["device_id"],
+                d["name"],
+                d["count"],
+                d["last_ts"],
+                d["last_temperature"],
+                d["detection"],
+            )
+            for d in repo.devices(settings.detector)
         ],
         detectors=sorted(repo.detector_positions(), key=lambda p: (p["detector"], p["device_id"])),
     )

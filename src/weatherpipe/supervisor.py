@@ -10,8 +10,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from pydantic import SecretStr
 
 from weatherpipe.config import ENV_PREFIX, Settings
 from weatherpipe.errors import ConfigError
@@ -47,6 +49,8 @@ def child_environment(settings: Settings, base: Mapping[str, str] | None = None)
     for name, value in settings.model_dump().items():
         if value is None:
             continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()  # the child needs the secret, not its mask
         text = str(value).lower() if isinstance(value, bool) else str(value)
         env[ENV_PREFIX + name.upper()] = text
     return env
@@ -172,22 +176,29 @@ async def run_supervised(
     sensor_args: Sequence[str] = (),
     stop: asyncio.Event | None = None,
     names: Mapping[str, str] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Migrate the database and set up the bus once, then supervise one process per stage.
 
     `names` (the simulated fleet's display names) are written to the devices table as ingest
-    creates the devices: the API reads names from the database only.
+    creates the devices: the API reads names from the database only. The API's port, the
+    database and the bus are each tried first, so a start-up failure is one error here rather
+    than a child restarted forever.
     """
+    from weatherpipe.api.server import listen_socket
     from weatherpipe.compose import open_bus, open_repository
     from weatherpipe.lifecycle import stop_on_signals
     from weatherpipe.runner import name_devices_when_stored
 
     check_bus(settings)
     stop = stop or stop_on_signals()
+    listen_socket(settings.api_host, settings.api_port).close()
     repo = open_repository(settings)  # once, before the children would race to migrate
     try:
         async with open_bus(settings) as bus:
             await bus.setup()
+        if on_ready:
+            on_ready()
         naming = asyncio.create_task(name_devices_when_stored(repo, names or {}, stop))
         try:
             await Supervisor(stage_commands(STAGES, sensor_args), child_environment(settings)).run(

@@ -67,21 +67,37 @@ def test_healthz_stays_open_for_probes(guarded: TestClient) -> None:
     assert guarded.get("/healthz").status_code == 200
 
 
-def test_the_dashboard_takes_the_token_once_and_keeps_it_in_a_cookie(
+def test_the_dashboard_signs_in_with_a_form_and_keeps_the_token_in_a_cookie(
     guarded: TestClient,
 ) -> None:
-    first = guarded.get(f"/?token={TOKEN}")
-    assert first.status_code == 200
-    assert "httponly" in first.headers["set-cookie"].lower()
+    page = guarded.get("/")
+    assert page.status_code == 401 and 'action="/login"' in page.text
+    wrong = guarded.post("/login", data={"token": "nope"}, follow_redirects=False)
+    assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+    signed_in = guarded.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
+    cookie = signed_in.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "secure" not in cookie  # plain http here; https adds it
     # The test client keeps the cookie, as a browser does for the page's own requests.
+    assert guarded.get("/").status_code == 200
     assert guarded.get("/api/v1/devices").status_code == 200
     guarded.cookies.clear()
     assert guarded.get("/api/v1/devices").status_code == 401
 
 
-def test_a_token_in_the_query_counts_only_on_the_home_page(sqlite_repo: Repository) -> None:
+def test_the_cookie_is_secure_when_the_site_is_served_over_https(sqlite_repo: Repository) -> None:
+    settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
+    with TestClient(make_api(settings, sqlite_repo), base_url="https://testserver") as client:
+        answer = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+        assert "secure" in answer.headers["set-cookie"].lower()
+
+
+def test_a_token_in_a_url_counts_nowhere(sqlite_repo: Repository) -> None:
     settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
     with TestClient(make_api(settings, sqlite_repo)) as client:
+        assert client.get(f"/?token={TOKEN}").status_code == 401
+        assert "set-cookie" not in client.get(f"/?token={TOKEN}").headers
         assert client.get(f"/api/v1/devices?token={TOKEN}").status_code == 401
 
 

@@ -15,7 +15,7 @@ import pytest
 from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.runner import ApiServer
-from weatherpipe.storage.repository import Repository, Scored
+from weatherpipe.storage.repository import Detection, Repository, Scored
 from weatherpipe.testing import DEVICE_A, DEVICE_B, in_ci, series
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,7 +54,8 @@ def chromium() -> Path:
 
 @pytest.fixture
 def site(sqlite_repo: Repository) -> Iterator[str]:
-    """A running API over three devices' last 20 minutes, one reading of Berlin flagged."""
+    """A running API over three devices' last 20 minutes, one reading of Berlin flagged (a
+    high spike), Berlin monitored, Svalbard warming up, Quito not started."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
     for n, device in enumerate(NAMES):
         values = [10.0 * n + (i % 60) / 10 for i in range(1200)]
@@ -62,7 +63,14 @@ def site(sqlite_repo: Repository) -> Iterator[str]:
     sqlite_repo.name_devices(NAMES)
     rows = sqlite_repo.readings_after(DEVICE_A, None, 2000)
     spike = rows[600]
-    sqlite_repo.save_detection("t", DEVICE_A, rows[-1][1], b"", [Scored(spike[0], 0.99, True)])
+    flag = Scored(spike[0], 0.99, True, "spike", "high")
+    sqlite_repo.save_detections(
+        "default",
+        [
+            Detection(DEVICE_A, rows[-1][1], "{}", [flag]),  # monitoring
+            Detection(DEVICE_B, start, "{}", [], warming_up=True),
+        ],  # and Quito not started
+    )
     port = free_port()
     settings = load_settings(database_url=str(sqlite_repo.engine.url), api_token=TOKEN)
     server = ApiServer(make_api(settings, sqlite_repo), "127.0.0.1", port)
@@ -72,6 +80,14 @@ def site(sqlite_repo: Repository) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+def sign_in(page: Any, site: str) -> None:
+    """The login form, as a person uses it: the token is typed, never put in a URL."""
+    page.goto(f"{site}/")
+    page.fill("#login-form input[name=token]", TOKEN)
+    with page.expect_navigation():
+        page.click("#login-form button")
 
 
 def wait_until_up(url: str, seconds: float = 15.0) -> None:
@@ -108,7 +124,7 @@ def test_dashboard_names_every_device_draws_charts_and_marks_the_anomaly(
     requested: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("request", lambda request: requested.append(request.url))
-    page.goto(f"{site}/?token={TOKEN}")
+    sign_in(page, site)
     page.wait_for_selector("body[data-charts=drawn]", timeout=20_000)
     names = page.locator(".device .name").all_inner_texts()
     assert sorted(names) == sorted(NAMES.values())
@@ -118,6 +134,14 @@ def test_dashboard_names_every_device_draws_charts_and_marks_the_anomaly(
         assert len(chart.locator("polyline.line").get_attribute("points") or "") > 100
     marks = page.locator(f'.device[data-device-id="{DEVICE_A}"] svg circle.anomaly')
     assert marks.count() == 1
+    assert marks.get_attribute("data-kind") == "spike"
+    assert marks.locator("title").text_content().startswith("spike (high) ")  # type: ignore[union-attr]
+    assert page.locator("#anomalies").inner_text().count("spike (high)") == 1
+    detection = {
+        device: page.locator(f'.device[data-device-id="{device}"] .detection').inner_text()
+        for device in NAMES
+    }
+    assert detection == {DEVICE_A: "monitoring", DEVICE_B: "warming up", DEVICE_C: "not started"}
     assert page.locator(f'.device[data-device-id="{DEVICE_B}"] svg circle.anomaly').count() == 0
     assert "live" in page.locator("#updated").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -130,7 +154,7 @@ def test_api_docs_render_from_the_package(browser: Any, site: str) -> None:
     page = browser.new_page()
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    page.goto(f"{site}/?token={TOKEN}")
+    sign_in(page, site)
     page.goto(f"{site}/docs")
     page.wait_for_selector(".swagger-ui .opblock", timeout=20_000)
     assert "weatherpipe" in page.locator(".swagger-ui .info .title").inner_text()
@@ -140,7 +164,7 @@ def test_api_docs_render_from_the_package(browser: Any, site: str) -> None:
 
 def test_dashboard_form_answers_and_says_no_data_found(browser: Any, site: str) -> None:
     page = browser.new_page()
-    page.goto(f"{site}/?token={TOKEN}")
+    sign_in(page, site)
     today = datetime.now(UTC) - timedelta(minutes=10)
     page.fill("#daymax-form input[name=day]", str(today.day))
     page.fill("#daymax-form input[name=month]", str(today.month))
@@ -159,10 +183,13 @@ def test_dashboard_form_answers_and_says_no_data_found(browser: Any, site: str) 
 def test_dashboard_tables_work_with_scripts_off(browser: Any, site: str) -> None:
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
-    page.goto(f"{site}/?token={TOKEN}")
+    sign_in(page, site)
     counts = page.locator("#counts").inner_text()
     assert all(name in counts for name in NAMES.values()) and "1200" in counts
     assert "Berlin" in page.locator("#anomalies").inner_text()
+    assert "spike (high)" in page.locator("#anomalies").inner_text()
+    card = page.locator(f'.device[data-device-id="{DEVICE_B}"] .detection')
+    assert card.inner_text() == "warming up"
     context.close()
 
 

@@ -26,7 +26,7 @@ def test_every_operation_answers_without_server_errors_and_as_documented(
     sqlite_repo.store_batch(series([10.0, 14.5, 12.0, 11.0], DEVICE_A, start=start))
     sqlite_repo.store_batch(series([30.0, 31.0], DEVICE_B, start=start - timedelta(days=3)))
     rows = sqlite_repo.readings_after(DEVICE_A, None, 10)
-    sqlite_repo.save_detection("t", DEVICE_A, rows[-1][1], b"", [Scored(rows[1][0], 0.9, True)])
+    sqlite_repo.save_detection("t", DEVICE_A, rows[-1][1], "{}", [Scored(rows[1][0], 0.9, True)])
     app = make_api(load_settings(database_url=str(sqlite_repo.engine.url)), sqlite_repo)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]

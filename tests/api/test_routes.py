@@ -25,7 +25,7 @@ def client(repo: Repository) -> Iterator[TestClient]:
     # from the devices table, never from the simulator's catalogue.
     repo.name_devices({DEVICE_A: "Rooftop"})
     rows = repo.readings_after(DEVICE_A, None, 10)
-    repo.save_detection("t", DEVICE_A, rows[-1][1], b"", [Scored(rows[1][0], 0.97, True)])
+    repo.save_detection("t", DEVICE_A, rows[-1][1], "{}", [Scored(rows[1][0], 0.97, True)])
     settings = load_settings(database_url=str(repo.engine.url))
     with TestClient(make_api(settings, repo)) as test_client:
         yield test_client

@@ -158,9 +158,7 @@ def test_timestamps_strictly_increase_with_jitter_and_gaps(streams: dict[str, Se
     assert gappy >= 20
 
 
-def test_meta_describes_each_stream(
-    corpus: tuple[Path, float], streams: dict[str, Series]
-) -> None:
+def test_meta_describes_each_stream(corpus: tuple[Path, float], streams: dict[str, Series]) -> None:
     out, _ = corpus
     for name in SETS:
         wins = labels(out, name, "windows")

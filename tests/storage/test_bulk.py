@@ -22,15 +22,24 @@ def rows(repo: Repository, sql: str) -> list[tuple[object, ...]]:
 def test_scores_land_on_exactly_the_scored_rows(repo: Repository, count: int) -> None:
     repo.store_batch(series([20.0 + i % 7 for i in range(count + 5)]))
     scored = repo.readings_after(DEVICE_A, None, count)
-    results = [Scored(rid, i / 10, i % 3 == 0) for i, (rid, *_) in enumerate(scored)]
-    repo.save_detection("bench", DEVICE_A, scored[-1][1], b"state", results)
-    stored = rows(repo, "SELECT id, is_anomaly, anomaly_score FROM readings ORDER BY id")
-    expected = {s.reading_id: (s.is_anomaly, s.score) for s in results}
-    for rid, flag, score in stored:
+    kinds = ("spike", "dip", "stuck")  # every other reading says what it is, the rest ""
+    results = [
+        Scored(rid, i / 10, i % 3 == 0, *((kinds[i % 3], "high") if i % 2 else ("", "")))
+        for i, (rid, *_) in enumerate(scored)
+    ]
+    repo.save_detection("bench", DEVICE_A, scored[-1][1], "{}", results)
+    stored = rows(
+        repo, "SELECT id, is_anomaly, anomaly_score, kind, severity FROM readings ORDER BY id"
+    )
+    expected = {
+        s.reading_id: (s.is_anomaly, s.score, s.kind or None, s.severity or None) for s in results
+    }
+    assert any(kind for *_, kind, _ in expected.values())
+    for rid, flag, score, kind, severity in stored:
         if rid in expected:
-            assert (bool(flag), score) == expected[rid]
+            assert (bool(flag), score, kind, severity) == expected[rid]
         else:
-            assert (flag, score) == (None, None)
+            assert (flag, score, kind, severity) == (None, None, None, None)
     assert rows(repo, "SELECT COUNT(*) FROM readings WHERE detector = 'bench'") == [(count,)]
 
 

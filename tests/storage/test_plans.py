@@ -43,7 +43,7 @@ def misled(mariadb_url: str) -> Iterator[Repository]:
             repo.store_batch(series([10.0] * READINGS_PER_DEVICE, device, start=start))
             rows = repo.readings_after(device, None, READINGS_PER_DEVICE)
             flags = [Scored(row[0], 0.9, True) for row in rows[::100]]
-            repo.save_detection("t", device, rows[-1][1], b"", flags)
+            repo.save_detection("t", device, rows[-1][1], "{}", flags)
         stats = {"db": make_url(mariadb_url).database, "table": "readings"}
         with repo.engine.begin() as conn:
             conn.execute(

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from weatherpipe.reading import Reading
-from weatherpipe.storage.repository import DeadLetter, Repository, Scored
+from weatherpipe.storage.repository import DeadLetter, Detection, Repository, Scored
 from weatherpipe.storage.tables import metadata
 from weatherpipe.testing import BASE_TIME, DEVICE_A, DEVICE_B, make_reading, series
 
@@ -89,7 +89,7 @@ def test_anomaly_analysis_counts_recent_flags_per_device(repo: Repository) -> No
     repo.store_batch(readings)
     rows = repo.readings_after(DEVICE_A, None, 100)
     flags = [Scored(rid, 0.9, True) for rid, *_ in rows]  # all ten flagged, five recent
-    repo.save_detection("test", DEVICE_A, rows[-1][1], b"state", flags)
+    repo.save_detection("test", DEVICE_A, rows[-1][1], "{}", flags)
 
     answer = repo.analysis("deviceanomalies", since=now - timedelta(minutes=30))
     assert answer == [
@@ -102,14 +102,19 @@ def test_anomaly_analysis_counts_recent_flags_per_device(repo: Repository) -> No
 def test_detection_state_and_flags_commit_together(repo: Repository) -> None:
     repo.store_batch(series([1.0, 2.0, 3.0]))
     rows = repo.readings_after(DEVICE_A, None, 2)
-    repo.save_detection("d", DEVICE_A, rows[-1][1], b"s1", [Scored(r[0], 0.1, False) for r in rows])
+    first = [Scored(r[0], 0.1, False) for r in rows]
+    repo.save_detections("d", [Detection(DEVICE_A, rows[-1][1], '{"s": 1}', first, True, 0.1)])
     state = repo.detector_states("d")[DEVICE_A]
-    assert state == (rows[-1][1], b"s1")
+    assert state == (rows[-1][1], '{"s": 1}', 0.1)
     rest = repo.readings_after(DEVICE_A, state[0], 10)
     assert [row[2] for row in rest] == [3.0]
-    repo.save_detection("d", DEVICE_A, rest[-1][1], b"s2", [Scored(rest[0][0], 0.2, True)])
-    assert repo.detector_states("d")[DEVICE_A][1] == b"s2"
+    flag = Scored(rest[0][0], 0.2, True, "spike", "high")
+    repo.save_detection("d", DEVICE_A, rest[-1][1], '{"s": 2}', [flag])
+    assert repo.detector_states("d")[DEVICE_A] == (rest[-1][1], '{"s": 2}', None)
     assert scalar(repo, "SELECT COUNT(*) FROM readings WHERE detector = 'd'") == 3
+    with repo.engine.connect() as conn:
+        sql = "SELECT temperature, kind, severity FROM readings WHERE kind IS NOT NULL"
+        assert [tuple(row) for row in conn.execute(text(sql))] == [(3.0, "spike", "high")]
 
 
 def test_weather_trans_view_keeps_the_original_queries_working(repo: Repository) -> None:

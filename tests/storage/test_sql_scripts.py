@@ -56,7 +56,7 @@ def filled(mariadb_url: str) -> Repository:
     repo.store_batch(series([10.0, 17.25, 12.0], DEVICE_A, start=start))
     repo.store_batch(series([30.0, 31.5], DEVICE_B, start=start))
     rows = repo.readings_after(DEVICE_A, None, 10)
-    repo.save_detection("t", DEVICE_A, rows[-1][1], b"", [Scored(rows[1][0], 0.9, True)])
+    repo.save_detection("t", DEVICE_A, rows[-1][1], "{}", [Scored(rows[1][0], 0.9, True)])
     return repo
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
-from weatherpipe.api import dashboard, routes
+from weatherpipe.api import dashboard, login, routes
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.errors import ApiError, StorageError, StorageUnavailable
@@ -23,9 +22,6 @@ from weatherpipe.metrics import Metrics
 from weatherpipe.storage.repository import Repository
 
 STATIC = Path(__file__).with_name("static")
-TOKEN_COOKIE = "weatherpipe_token"
-# Liveness probes must not need the secret; /healthz says nothing about the data.
-OPEN_PATHS = frozenset({"/healthz"})
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -57,8 +53,11 @@ def create_app(
     app.get("/docs", include_in_schema=False)(_docs)
     _add_error_handlers(app)
     app.middleware("http")(_timed(metrics))
-    if settings.api_token:
-        app.middleware("http")(_guarded(settings.api_token))
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app.state.api_token = token
+    app.include_router(login.router)
+    if token:
+        app.middleware("http")(login.guarded(token))
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
@@ -117,38 +116,6 @@ def _timed(metrics: Metrics) -> Callable[[Request, Endpoint], Awaitable[Response
         metrics.observe_request(
             template, request.method, response.status_code, time.perf_counter() - started
         )
-        return response
-
-    return middleware
-
-
-def presented_token(request: Request) -> str | None:
-    """The token a request carries: a bearer header, the dashboard's cookie, or ?token= on /."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        return credentials.strip()
-    if request.url.path == "/" and request.query_params.get("token"):
-        return request.query_params["token"]
-    return request.cookies.get(TOKEN_COOKIE)
-
-
-def _guarded(token: str) -> Callable[[Request, Endpoint], Awaitable[Response]]:
-    """Every path but /healthz needs the token; the dashboard keeps it in a cookie."""
-    expected = token.encode()
-
-    async def middleware(request: Request, call_next: Endpoint) -> Response:
-        if request.url.path in OPEN_PATHS or request.method == "OPTIONS":
-            return await call_next(request)
-        given = presented_token(request)
-        if given is None or not hmac.compare_digest(given.encode(), expected):
-            return JSONResponse(
-                {"detail": "missing or wrong token: send Authorization: Bearer TOKEN"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        response = await call_next(request)
-        if request.url.path == "/" and request.query_params.get("token"):
-            response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict", path="/")
         return response
 
     return middleware

@@ -60,7 +60,7 @@ def _day_form(params: dict[str, str]) -> tuple[dict[str, str], dict[str, Any] | 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def home(request: Request) -> HTMLResponse:
     repo: Repository = request.app.state.repo
-    devices = repo.devices()
+    devices = repo.devices(request.app.state.settings.detector)
     for d in devices:
         d["name"] = d["name"] or d["device_id"][:8]
     names = {d["device_id"]: d["name"] for d in devices}
@@ -75,10 +75,29 @@ def home(request: Request) -> HTMLResponse:
         "form": form,
         "daymax": None if query is None else _named(repo.analysis("daymax", **query), names),
         "problem": problem,
-        "anomalies": _named(repo.analysis("deviceanomalies", since=since), names),
+        "anomalies": _named(_with_kinds(repo, since), names),
     }
     templates: Jinja2Templates = request.app.state.templates
     return templates.TemplateResponse(request, "home.html", context)
+
+
+def _with_kinds(repo: Repository, since: datetime) -> list[dict[str, Any]]:
+    """Anomalies per device, each with what its flags say they are ("spike (high) x2, ...")."""
+    flagged: dict[str, list[dict[str, Any]]] = {}
+    for reading in repo.anomalous_readings(since):
+        flagged.setdefault(reading["device_id"], []).append(reading)
+    rows = repo.analysis("deviceanomalies", since=since)
+    return [{**row, "kinds": kinds(flagged.get(row["device_id"], []))} for row in rows]
+
+
+def kinds(readings: list[dict[str, Any]]) -> str:
+    """The kinds and severities of flagged readings, most frequent first (dashboard.js's twin)."""
+    counts: dict[str, int] = {}
+    for r in readings:
+        label = f"{r['kind']} ({r['severity']})" if r["kind"] else "unlabelled"
+        counts[label] = counts.get(label, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    return ", ".join(label + (f" x{n}" if n > 1 else "") for label, n in ranked) or "-"
 
 
 def _named(rows: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:

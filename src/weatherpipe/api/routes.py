@@ -83,8 +83,8 @@ def utc(name: str, value: datetime | None) -> datetime | None:
 
 @router.get("/api/v1/devices", response_model=list[Device], tags=["analyses"])
 def list_devices(request: Request) -> list[dict[str, Any]]:
-    """Every device with its location, reading count and last reading."""
-    return repo_of(request).devices()
+    """Every device with its location, reading count, last reading and detection state."""
+    return repo_of(request).devices(request.app.state.settings.detector)
 
 
 @router.get("/api/v1/stats/max-temperature", response_model=list[DeviceMax], tags=["analyses"])
@@ -226,6 +226,9 @@ async def readyz(request: Request) -> JSONResponse:
     bus = request.app.state.bus
     if bus is not None:
         try:
+            # A standalone API opens its bus lazily, and again after the broker was away:
+            # connect() does nothing when already connected.
+            await bus.connect()
             await bus.ping()
             checks["bus"] = "ok"
         except WeatherpipeError as exc:

@@ -8,6 +8,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DEVICE = "6b4fa32e-a7f5-4ec2-8820-6581468ef36b"
+# What a flag says it is (the detectors' contract, detect/base.py); null on unflagged readings.
+Kind = Literal["spike", "dip", "shift", "drift", "stuck", "noise", "gap", "range"]
+Severity = Literal["low", "medium", "high"]
+KIND = "The anomaly's kind; null unless the reading starts an anomaly."
+SEVERITY = "How bad the anomaly is; null unless the reading starts an anomaly."
 
 
 class DeviceCount(BaseModel):
@@ -35,6 +40,8 @@ class Device(BaseModel):
                     "max_temperature": 24.31,
                     "last_temperature": 7.82,
                     "last_ts": "2026-11-28T01:02:03.456Z",
+                    "detection": "monitoring",
+                    "false_alarms_per_day": None,
                 }
             ]
         }
@@ -50,6 +57,14 @@ class Device(BaseModel):
     max_temperature: float | None = Field(description="Highest temperature stored, °C.")
     last_temperature: float | None = Field(description="Temperature of the newest reading, °C.")
     last_ts: datetime | None = Field(description="Time of the newest reading.")
+    detection: Literal["not_started", "warming_up", "monitoring"] = Field(
+        description="Where the configured detector stands on the device: not started (no "
+        "reading scored yet), warming up (learning the device; no flags yet) or monitoring."
+    )
+    false_alarms_per_day: float | None = Field(
+        description="The device's own sensitivity (expected false alarms a day); null: the "
+        "global setting."
+    )
 
 
 class ReadingOut(BaseModel):
@@ -66,6 +81,8 @@ class ReadingOut(BaseModel):
                     "is_anomaly": False,
                     "anomaly_score": 0.12,
                     "detector": "default",
+                    "kind": None,
+                    "severity": None,
                 }
             ]
         }
@@ -80,6 +97,8 @@ class ReadingOut(BaseModel):
     is_anomaly: bool | None = Field(description="The detector's flag; null until scored.")
     anomaly_score: float | None
     detector: str | None = Field(description="Name of the detector that scored it.")
+    kind: Kind | None = Field(description=KIND)
+    severity: Severity | None = Field(description=SEVERITY)
 
 
 class DeviceAnomalies(BaseModel):
@@ -101,6 +120,8 @@ class SeriesAnomaly(BaseModel):
     temperature: float
     anomaly_score: float | None
     detector: str | None
+    kind: Kind | None = Field(description=KIND)
+    severity: Severity | None = Field(description=SEVERITY)
 
 
 class Series(BaseModel):
@@ -127,6 +148,8 @@ class Series(BaseModel):
                             "temperature": 31.5,
                             "anomaly_score": 0.99,
                             "detector": "default",
+                            "kind": "spike",
+                            "severity": "high",
                         }
                     ],
                 }

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import re
 import socket
-import tempfile
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import paho.mqtt.client as paho
@@ -25,6 +22,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from weatherpipe.bus.base import Bus, Message
+from weatherpipe.bus.slots import Slot
 from weatherpipe.errors import BusError, BusNotSetUp, BusUnavailable
 
 log = logging.getLogger(__name__)
@@ -37,7 +35,6 @@ PUBLISH_TIMEOUT_SECONDS = 10.0
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 # Unacked messages the broker may push to one consumer; it also bounds our local queue.
 RECEIVE_MAXIMUM = 4_000
-MAX_SLOTS = 64
 NO_MATCHING_SUBSCRIBERS = 0x10
 _CLIENT_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -48,37 +45,6 @@ class _Handle:
 
     generation: int
     mid: int
-
-
-class _Slot:
-    """A per-host lock that gives each concurrent consumer process its own stable client id.
-
-    The first free slot is taken, so a restarted process resumes the session (and the unacked
-    messages) of the one that died, while processes running side by side never share an id.
-    """
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self._file: IO[bytes] | None = None
-
-    def acquire(self) -> str:
-        directory = Path(tempfile.gettempdir()) / "weatherpipe-mqtt"
-        directory.mkdir(exist_ok=True)
-        for slot in range(MAX_SLOTS):
-            handle = (directory / f"{self.base}-{slot}.lock").open("ab")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            self._file = handle
-            return f"{self.base}-{slot}"
-        raise BusError(f"more than {MAX_SLOTS} MQTT consumers of {self.base!r} on this host")
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing drops the flock
-            self._file = None
 
 
 def _options(url: str) -> tuple[str, int, dict[str, str]]:
@@ -290,7 +256,7 @@ class MqttBus(Bus):
         self.fixed_client_id = options.get("client_id")
         self.session_expiry = int(options.get("session_expiry", SESSION_EXPIRY_SECONDS))
         base = f"{subscription}-{socket.gethostname()}"
-        self._slot = _Slot(_CLIENT_ID_UNSAFE.sub("_", base))
+        self._slot = Slot(_CLIENT_ID_UNSAFE.sub("_", base))
         self._publisher: _Connection | None = None
         self._consumer: _Connection | None = None
 

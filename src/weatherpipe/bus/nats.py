@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from types import MappingProxyType
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import nats
 import nats.errors
@@ -247,7 +247,11 @@ class NatsBus(Bus):
         super().__init__(url, topic, subscription)
         parts = urlsplit(url)
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        self.server = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        # Credentials go to the client on their own, never inside the server URL it logs.
+        host = parts.netloc.rpartition("@")[2]
+        self.server = urlunsplit((parts.scheme, host, "", "", ""))
+        self._credentials = _credentials(parts.username, parts.password)
+        self._connecting_error: Exception | None = None
         self.stream = stream_name(topic)
         self.consumer = consumer_name(subscription)
         self.ack_wait = float(options.get("ack_wait", ACK_WAIT_SECONDS))
@@ -262,18 +266,24 @@ class NatsBus(Bus):
     async def connect(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
             return
-        with _translated():
-            # The first connect gives up quickly so a wrong URL is reported, not retried forever.
-            nc = await nats.connect(
-                self.server,
-                connect_timeout=int(CONNECT_TIMEOUT_SECONDS),
-                allow_reconnect=True,
-                max_reconnect_attempts=1,
-                reconnect_time_wait=int(RECONNECT_WAIT_SECONDS),
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-            )
+        self._connecting_error = None
+        try:
+            with _translated():
+                # The first connect gives up quickly: a wrong URL is reported, not retried forever.
+                nc = await nats.connect(
+                    self.server,
+                    connect_timeout=int(CONNECT_TIMEOUT_SECONDS),
+                    allow_reconnect=True,
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=int(RECONNECT_WAIT_SECONDS),
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    **self._credentials,
+                )
+        except BusUnavailable as exc:
+            reason = self._connecting_error or exc.__cause__ or exc
+            raise BusUnavailable(f"NATS at {self.server} unreachable: {reason}") from exc
         # Once connected, nats-py re-establishes a lost connection by itself, forever, with
         # jittered waits; operations meanwhile raise BusUnavailable and the caller backs off.
         nc.options["max_reconnect_attempts"] = -1
@@ -466,6 +476,10 @@ class NatsBus(Bus):
             await self._jetstream().delete_stream(self.stream)
 
     async def _on_error(self, exc: Exception) -> None:
+        if self._nc is None:
+            # Still connecting: connect() reports the failure once, as one error.
+            self._connecting_error = exc
+            return
         log.warning("NATS: %r", exc)
 
     async def _on_disconnected(self) -> None:
@@ -475,6 +489,15 @@ class NatsBus(Bus):
 
     async def _on_reconnected(self) -> None:
         log.info("NATS reconnected to %s", self.server)
+
+
+def _credentials(user: str | None, password: str | None) -> dict[str, str]:
+    """nats.connect's keyword arguments for the URL's user info (`nats://TOKEN@host` is a token)."""
+    if user and password:
+        return {"user": unquote(user), "password": unquote(password)}
+    if user:
+        return {"token": unquote(user)}
+    return {}
 
 
 async def _publish_empty_many(nc: Client, subjects: Sequence[str], payload: bytes) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from weatherpipe.detect import create_detector
+import orjson
+
+from weatherpipe.detect import create_detector, detector_from_state
 from weatherpipe.detect.base import Detector
+from weatherpipe.detect.state import dump, restore
 from weatherpipe.errors import StorageUnavailable
 from weatherpipe.lifecycle import pause
 from weatherpipe.storage.detection import DetectionStorage
@@ -23,13 +25,16 @@ log = logging.getLogger(__name__)
 class _Cursor:
     detector: Detector
     last_ts: datetime | None
-    state: bytes | None = None  # the detector as last committed (None: never committed)
+    sensitivity: float | None  # false alarms a day it was built with (None: its default)
+    state: str | None = None  # the detector as last committed (None: start afresh)
+    reset: bool = False  # started afresh since the last commit: save it even with no readings
 
     def rewind(self, detector_name: str) -> None:
         """Back to the last committed detector, after a save that did not commit."""
-        self.detector = (
-            create_detector(detector_name) if self.state is None else pickle.loads(self.state)
-        )
+        if self.state is None:
+            self.detector = create_detector(detector_name, self.sensitivity)
+        else:  # state this job wrote: it loads, or that is a bug worth a crash
+            self.detector = detector_from_state(detector_name, orjson.loads(self.state))
 
 
 @dataclass
@@ -74,8 +79,11 @@ class DetectionJob:
         batch: int = 20_000,
         settle_seconds: float = SETTLE_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        false_alarms_per_day: float | None = None,
     ) -> None:
         self.repo = repo
+        # The sensitivity of every device without its own (None: the detector's default).
+        self.false_alarms_per_day = false_alarms_per_day
         self.settle_seconds = settle_seconds
         self.clock = clock
         self.detector_name = detector
@@ -84,12 +92,25 @@ class DetectionJob:
         self._cursors: dict[str, _Cursor] | None = None
         create_detector(detector)  # fail fast on an unknown name
 
-    def _load(self) -> dict[str, _Cursor]:
+    def _load(self, wanted: Callable[[str], float | None]) -> dict[str, _Cursor]:
+        """Each device's committed detector; state that cannot be used starts afresh."""
         cursors = {}
-        for device_id, (last_ts, state) in self.repo.detector_states(self.detector_name).items():
-            cursors[device_id] = _Cursor(pickle.loads(state), last_ts, state)
+        for device_id, (last_ts, stored, built) in self.repo.detector_states(
+            self.detector_name
+        ).items():
+            detector = restore(self.detector_name, device_id, stored)
+            if detector is None:  # restore said why, once
+                sensitivity = wanted(device_id)
+                detector = create_detector(self.detector_name, sensitivity)
+                cursors[device_id] = _Cursor(detector, last_ts, sensitivity, reset=True)
+            else:
+                cursors[device_id] = _Cursor(detector, last_ts, built, _text(stored))
         log.info("detector %s resumes %d devices", self.detector_name, len(cursors))
         return cursors
+
+    def _start_afresh(self, cursor: _Cursor, sensitivity: float | None) -> None:
+        cursor.detector = create_detector(self.detector_name, sensitivity)
+        cursor.sensitivity, cursor.state, cursor.reset = sensitivity, None, True
 
     def run_once(self, stop: asyncio.Event | None = None) -> int:
         """One pass over every device; returns how many readings were scored.
@@ -99,16 +120,32 @@ class DetectionJob:
         after the group in hand (each commits with its states, so the next pass resumes right
         there); a long backlog then cannot hold up a SIGTERM.
         """
+        overrides = self.repo.sensitivity_overrides()
+
+        def wanted(device_id: str) -> float | None:
+            return overrides.get(device_id, self.false_alarms_per_day)
+
         if self._cursors is None:
-            self._cursors = self._load()
+            self._cursors = self._load(wanted)
         due = []
         for device_id, last_seen in self.repo.devices_last_seen().items():
+            sensitivity = wanted(device_id)
             cursor = self._cursors.get(device_id)
             if cursor is None:
                 cursor = self._cursors[device_id] = _Cursor(
-                    create_detector(self.detector_name), None
+                    create_detector(self.detector_name, sensitivity), None, sensitivity
                 )
-            if cursor.last_ts is None or cursor.last_ts < last_seen:
+            elif cursor.sensitivity != sensitivity:
+                log.warning(
+                    "device %s: sensitivity %s -> %s false alarms a day; its %s detector "
+                    "starts afresh (warming up)",
+                    device_id,
+                    _or_default(cursor.sensitivity),
+                    _or_default(sensitivity),
+                    self.detector_name,
+                )
+                self._start_afresh(cursor, sensitivity)
+            if cursor.last_ts is None or cursor.last_ts < last_seen or cursor.reset:
                 due.append(device_id)  # else nothing newer than what its detector has seen
         scored = 0
         for first in range(0, len(due), DEVICES_PER_TRANSACTION):
@@ -133,18 +170,27 @@ class DetectionJob:
             passes, more = [], []
             for device, page in fetched.items():
                 rows = settled(page, now, self.settle_seconds)
-                if not rows:
-                    continue
                 cursor = cursors[device]
+                if not rows and not (cursor.reset and cursor.last_ts is not None):
+                    continue  # (a detector started afresh is saved, so the API says so)
                 verdicts = cursor.detector.process_many(
                     [row[1].timestamp() for row in rows], [row[2] for row in rows]
                 )
                 results = [
-                    Scored(rid, v.score, v.is_anomaly)
+                    Scored(rid, v.score, v.is_anomaly, v.kind, v.severity)
                     for (rid, *_), v in zip(rows, verdicts, strict=True)
                 ]
+                last_ts = rows[-1][1] if rows else cursor.last_ts
+                assert last_ts is not None
                 passes.append(
-                    Detection(device, rows[-1][1], pickle.dumps(cursor.detector), results)
+                    Detection(
+                        device,
+                        last_ts,
+                        dump(cursor.detector),
+                        results,
+                        cursor.detector.warming_up,
+                        cursor.sensitivity,
+                    )
                 )
                 if len(page) == limit:
                     # A full page: there is more, and the page's last second (held back as
@@ -160,6 +206,7 @@ class DetectionJob:
             for done in passes:
                 cursors[done.device_id].last_ts = done.last_ts
                 cursors[done.device_id].state = done.state
+                cursors[done.device_id].reset = False
                 self.stats.scored += len(done.results)
                 self.stats.flagged += sum(r.is_anomaly for r in done.results)
                 total += len(done.results)
@@ -175,3 +222,11 @@ class DetectionJob:
                 log.warning("database unavailable (%s); detection waits", exc)
             await pause(interval, stop)
         return self.stats
+
+
+def _text(stored: str | bytes) -> str:
+    return stored if isinstance(stored, str) else stored.decode()
+
+
+def _or_default(sensitivity: float | None) -> str:
+    return "the default" if sensitivity is None else f"{sensitivity:g}"

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, insert, literal, select
+from sqlalchemy import Connection, bindparam, insert, literal, select, update
 
 from weatherpipe.storage.database import Store
 from weatherpipe.storage.rows import Detection, Row, Scored, aware, naive_utc
@@ -20,7 +20,11 @@ FLAGGED = literal(True)
 class DetectionStorage(Protocol):
     """What the detection job needs of the database."""
 
-    def detector_states(self, detector: str) -> dict[str, tuple[datetime, bytes]]: ...
+    def detector_states(
+        self, detector: str
+    ) -> dict[str, tuple[datetime, str | bytes, float | None]]: ...
+
+    def sensitivity_overrides(self) -> dict[str, float]: ...
 
     def devices_last_seen(self) -> dict[str, datetime]: ...
 
@@ -41,12 +45,36 @@ class DetectionStore(Store):
         rows = self.db.run(lambda conn: conn.execute(query).all())
         return {device_id: aware(last_seen) for device_id, last_seen in rows}
 
-    def detector_states(self, detector: str) -> dict[str, tuple[datetime, bytes]]:
+    def detector_states(
+        self, detector: str
+    ) -> dict[str, tuple[datetime, str | bytes, float | None]]:
+        """Each device's position, stored state (JSON text, or whatever an older version left)
+        and the sensitivity that state was built with."""
         query = select(detector_state).where(detector_state.c.detector == detector)
         return {
-            row["device_id"]: (aware(row["last_ts"]), row["state"])
+            row["device_id"]: (
+                aware(row["last_ts"]),
+                row["state"],
+                _number(row["false_alarms_per_day"]),
+            )
             for row in self.db.run(lambda conn: conn.execute(query).mappings().all())
         }
+
+    def sensitivity_overrides(self) -> dict[str, float]:
+        """The devices with their own sensitivity (expected false alarms a day)."""
+        query = select(devices.c.id, devices.c.false_alarms_per_day).where(
+            devices.c.false_alarms_per_day.is_not(None)
+        )
+        return {d: float(v) for d, v in self.db.run(lambda conn: conn.execute(query).all())}
+
+    def set_sensitivity(self, device_id: str, false_alarms_per_day: float | None) -> bool:
+        """Set (or clear, with None) a device's sensitivity; False when there is no such device."""
+        query = (
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(false_alarms_per_day=false_alarms_per_day)
+        )
+        return bool(self.db.run(lambda conn: conn.execute(query).rowcount))
 
     def detector_positions(self) -> list[dict[str, Any]]:
         columns = (detector_state.c.device_id, detector_state.c.detector, detector_state.c.last_ts)
@@ -84,7 +112,7 @@ class DetectionStore(Store):
         detector: str,
         device_id: str,
         last_ts: datetime,
-        state: bytes,
+        state: str,
         results: Sequence[Scored],
     ) -> None:
         """Write scores and flags and the detector's new state in one transaction (idempotent)."""
@@ -101,6 +129,8 @@ class DetectionStore(Store):
                 "last_ts": naive_utc(p.last_ts),
                 "state": p.state,
                 "updated_at": now,
+                "warming_up": p.warming_up,
+                "false_alarms_per_day": p.false_alarms_per_day,
             }
             for p in passes
         ]
@@ -132,3 +162,8 @@ class DetectionStore(Store):
         if detector:
             query = query.where(readings.c.detector == detector)
         return [(d, aware(ts)) for d, ts in self.db.run(lambda conn: conn.execute(query).all())]
+
+
+def _number(value: Any) -> float | None:
+    """A nullable DOUBLE as a float (MySQL's driver hands over Decimal)."""
+    return None if value is None else float(value)

@@ -10,7 +10,13 @@ from sqlalchemy import Connection, and_, func, literal, select
 from weatherpipe.storage.analyses import ANALYSES
 from weatherpipe.storage.database import Store
 from weatherpipe.storage.rows import aware, naive_utc, plain
-from weatherpipe.storage.tables import dead_letters, devices, readings, readings_daily
+from weatherpipe.storage.tables import (
+    dead_letters,
+    detector_state,
+    devices,
+    readings,
+    readings_daily,
+)
 from weatherpipe.storage.tables import readings_minute as minutes
 
 # `is_anomaly = 1` (not `IS TRUE`) so MySQL can use the (is_anomaly, ts) index.
@@ -24,7 +30,7 @@ class Reads(Protocol):
 
     def analysis(self, name: str, **params: Any) -> list[dict[str, Any]]: ...
 
-    def devices(self) -> list[dict[str, Any]]: ...
+    def devices(self, detector: str = "default") -> list[dict[str, Any]]: ...
 
     def anomalous_readings(
         self, since: datetime, device_id: str | None = None, limit: int = 1000
@@ -57,8 +63,9 @@ class ReadStore(Store):
         rows = self.db.run(lambda conn: conn.execute(statement, values).mappings().all())
         return [plain(row) for row in rows]
 
-    def devices(self) -> list[dict[str, Any]]:
-        """Every device with count, maximum (from daily rollups) and last reading, in one query.
+    def devices(self, detector: str = "default") -> list[dict[str, Any]]:
+        """Every device with count, maximum (from daily rollups), last reading and where
+        `detector` stands on it (`detection`), in one query.
 
         The last reading is found through devices.last_seen, an index point lookup per device,
         so the answer costs the same at 3 devices or 3,000 and at any number of readings.
@@ -79,8 +86,17 @@ class ReadStore(Store):
                 totals.c.t_max,
                 readings.c.ts.label("last_ts"),
                 readings.c.temperature.label("last_temperature"),
+                detector_state.c.device_id.label("detected"),
+                detector_state.c.warming_up,
             )
             .outerjoin(totals, totals.c.device_id == devices.c.id)
+            .outerjoin(
+                detector_state,
+                and_(
+                    detector_state.c.device_id == devices.c.id,
+                    detector_state.c.detector == detector,
+                ),
+            )
             .outerjoin(
                 readings,
                 and_(readings.c.device_id == devices.c.id, readings.c.ts == devices.c.last_seen),
@@ -99,6 +115,8 @@ class ReadStore(Store):
                 "max_temperature": row["t_max"],
                 "last_temperature": row["last_temperature"],
                 "last_ts": aware(row["last_ts"]) if row["last_ts"] is not None else None,
+                "detection": _detection(row["detected"], row["warming_up"]),
+                "false_alarms_per_day": _number(row["false_alarms_per_day"]),
             }
             for row in self.db.run(lambda conn: conn.execute(query).mappings().all())
         ]
@@ -228,7 +246,12 @@ class ReadStore(Store):
         r = readings.c
         return (
             select(
-                *self.db.dialect.text_columns([r.ts]), r.temperature, r.anomaly_score, r.detector
+                *self.db.dialect.text_columns([r.ts]),
+                r.temperature,
+                r.anomaly_score,
+                r.detector,
+                r.kind,
+                r.severity,
             )
             .where(
                 r.is_anomaly == FLAGGED,
@@ -239,6 +262,18 @@ class ReadStore(Store):
             .order_by(r.ts)
             .limit(limit)
         )
+
+
+def _number(value: Any) -> float | None:
+    """A nullable DOUBLE as a float (MySQL's driver hands over Decimal)."""
+    return None if value is None else float(value)
+
+
+def _detection(detected: str | None, warming_up: bool | None) -> str:
+    """Where detection stands on a device: not started, warming up, or monitoring."""
+    if detected is None:
+        return "not_started"
+    return "warming_up" if warming_up else "monitoring"
 
 
 def _points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -48,6 +48,8 @@ class Scored:
     reading_id: int
     score: float
     is_anomaly: bool
+    kind: str = ""  # an onset's kind and severity ("" otherwise: stored as NULL)
+    severity: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,10 @@ class Detection:
 
     device_id: str
     last_ts: datetime
-    state: bytes
+    state: str  # the detector's to_state(), as JSON text
     results: Sequence[Scored]
+    warming_up: bool = False
+    false_alarms_per_day: float | None = None  # the sensitivity the state was built with
 
 
 def naive_utc(ts: datetime) -> datetime:

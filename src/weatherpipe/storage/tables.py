@@ -32,6 +32,10 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 Double = Float(precision=53).with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
 # Dead letters keep their raw bytes, up to 16 MiB on MySQL (MEDIUMBLOB).
 Blob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+# Detector state as JSON text, up to 16 MiB on MySQL (MEDIUMTEXT; TEXT stops at 64 KiB).
+JsonText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+# What a flag says it is: a kind (spike, dip, shift, ...) and a severity (low, medium, high).
+Label = String(10)
 
 devices = Table(
     "devices",
@@ -42,6 +46,8 @@ devices = Table(
     Column("longitude", Double, nullable=False),
     Column("first_seen", Timestamp, nullable=False),
     Column("last_seen", Timestamp, nullable=False),
+    # The device's own sensitivity (expected false alarms a day); NULL: the global setting.
+    Column("false_alarms_per_day", Double, nullable=True),
 )
 
 readings = Table(
@@ -58,6 +64,8 @@ readings = Table(
     Column("is_anomaly", Boolean, nullable=True),
     Column("anomaly_score", Double, nullable=True),
     Column("detector", String(40), nullable=True),
+    Column("kind", Label, nullable=True),
+    Column("severity", Label, nullable=True),
     UniqueConstraint("device_id", "ts", name="uq_readings_device_ts"),
     Index("ix_readings_anomaly_ts", "is_anomaly", "ts"),
 )
@@ -110,8 +118,11 @@ detector_state = Table(
     Column("device_id", String(36), nullable=False),
     Column("detector", String(40), nullable=False),
     Column("last_ts", Timestamp, nullable=False),
-    Column("state", Blob, nullable=False),
+    Column("state", JsonText, nullable=False),  # the detector's to_state(), as JSON
     Column("updated_at", Timestamp, nullable=False),
+    Column("warming_up", Boolean, nullable=True),
+    # The sensitivity the state was built with; NULL: the detector's default.
+    Column("false_alarms_per_day", Double, nullable=True),
     PrimaryKeyConstraint("device_id", "detector", name="pk_detector_state"),
 )
 

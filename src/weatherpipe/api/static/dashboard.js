@@ -68,8 +68,9 @@
       var c = node("circle", {
         cx: x(Date.parse(a.ts)), cy: y(a.temperature), r: 4.5, "class": "anomaly",
       }, svg);
-      node("title", {}, c).textContent =
-        "anomaly " + a.temperature.toFixed(2) + " °C at " + a.ts + " (" + a.detector + ")";
+      if (a.kind) { c.setAttribute("data-kind", a.kind); c.setAttribute("data-severity", a.severity); }
+      node("title", {}, c).textContent = (a.kind ? a.kind + " (" + a.severity + ")" : "anomaly") +
+        " " + a.temperature.toFixed(2) + " °C at " + a.ts + " (" + a.detector + ")";
     });
     svg.setAttribute("data-points", String(pts.length));
     svg.setAttribute("data-resolution", series.resolution);
@@ -102,8 +103,22 @@
           : "-";
         card.querySelector(".count").textContent = d.count.toLocaleString("en");
         card.querySelector(".max").textContent = fmt(d.max_temperature) + " °C";
+        card.querySelector(".detection").textContent = d.detection.replace("_", " ");
       });
     });
+  }
+
+  // What flagged readings say they are, most frequent first: "spike (high) x2, dip (low)".
+  function kinds(readings) {
+    var counts = {}, order = [];
+    readings.forEach(function (r) {
+      var label = r.kind ? r.kind + " (" + r.severity + ")" : "unlabelled";
+      if (!(label in counts)) { counts[label] = 0; order.push(label); }
+      counts[label] += 1;
+    });
+    order.sort(function (a, b) { return counts[b] - counts[a]; });
+    return order.map(function (l) { return counts[l] > 1 ? l + " x" + counts[l] : l; })
+      .join(", ") || "-";
   }
 
   function fillTable(id, rows, value) {
@@ -112,7 +127,7 @@
     body.textContent = "";
     rows.forEach(function (row) {
       var tr = document.createElement("tr");
-      [names[row.device_id] || row.device_id, value(row)].forEach(function (text) {
+      [names[row.device_id] || row.device_id].concat(value(row)).forEach(function (text) {
         var td = document.createElement("td");
         td.textContent = text;
         tr.appendChild(td);
@@ -121,7 +136,7 @@
     });
     if (!rows.length) {
       var tr = document.createElement("tr"), td = document.createElement("td");
-      td.colSpan = 2; td.textContent = "No data found"; tr.appendChild(td); body.appendChild(tr);
+      td.colSpan = body.parentNode.querySelectorAll("th").length; td.textContent = "No data found"; tr.appendChild(td); body.appendChild(tr);
     }
   }
 
@@ -134,7 +149,7 @@
         fillTable("max", rows, function (r) { return fmt(r.max_temperature); });
       }),
       getJSON("/api/v1/anomalies?minutes=30").then(function (rows) {
-        fillTable("anomalies", rows, function (r) { return String(r.count); });
+        fillTable("anomalies", rows, function (r) { return [String(r.count), kinds(r.readings)]; });
       }),
     ]);
   }

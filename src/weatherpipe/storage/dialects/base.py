@@ -65,14 +65,28 @@ class Dialect:
         raise NotImplementedError
 
     def write_scores(self, conn: Connection, detector: str, results: Sequence[Scored]) -> None:
-        """Scores and flags of stored readings by id (executemany UPDATE by default)."""
+        """Scores and flags of stored readings by id, with each flag's kind and severity
+        ("": NULL), as an executemany UPDATE by default."""
         conn.execute(
             update(readings)
             .where(readings.c.id == bindparam("rid"))
             .values(
-                is_anomaly=bindparam("flag"), anomaly_score=bindparam("score"), detector=detector
+                is_anomaly=bindparam("flag"),
+                anomaly_score=bindparam("score"),
+                detector=detector,
+                kind=bindparam("kind"),
+                severity=bindparam("severity"),
             ),
-            [{"rid": s.reading_id, "flag": s.is_anomaly, "score": s.score} for s in results],
+            [
+                {
+                    "rid": s.reading_id,
+                    "flag": s.is_anomaly,
+                    "score": s.score,
+                    "kind": s.kind or None,
+                    "severity": s.severity or None,
+                }
+                for s in results
+            ],
         )
 
     def text_columns(self, columns: Iterable[Any]) -> list[Any]:

@@ -72,14 +72,27 @@ _DEVICES_UPDATE = (
 # Detection writes its scores into a session-private table, then one UPDATE joins them in.
 _SCORES_TABLE = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS wp_scores "
-    "(id BIGINT PRIMARY KEY, flag BOOLEAN NOT NULL, score DOUBLE NOT NULL) ENGINE=MEMORY"
+    "(id BIGINT PRIMARY KEY, flag BOOLEAN NOT NULL, score DOUBLE NOT NULL, "
+    "kind VARCHAR(10) NULL, severity VARCHAR(10) NULL) ENGINE=MEMORY"
 )
-_SCORES = "INSERT INTO wp_scores (id, flag, score) VALUES "
+_SCORES = "INSERT INTO wp_scores (id, flag, score, kind, severity) VALUES "
 _APPLY_SCORES = (
     "UPDATE readings JOIN wp_scores ON readings.id = wp_scores.id "
     "SET readings.is_anomaly = wp_scores.flag, readings.anomaly_score = wp_scores.score, "
+    "readings.kind = wp_scores.kind, readings.severity = wp_scores.severity, "
     "readings.detector = {detector}"
 )
+
+
+def _label(value: str) -> str:
+    """A flag's kind or severity as a SQL literal; "" (not an onset) is NULL."""
+    return quote(value) if value else "NULL"
+
+
+def _case(scored: list[tuple[int, int, str, str, str]], column: int) -> str:
+    """CASE id … END of one label column: NULL for every id it does not name."""
+    whens = " ".join(f"WHEN {row[0]} THEN {row[column]}" for row in scored if row[column] != "NULL")
+    return f"CASE id {whens} END" if whens else "NULL"
 
 
 def quote(value: str) -> str:
@@ -145,24 +158,34 @@ class MySQLDialect(Dialect):
 
     def write_scores(self, conn: Connection, detector: str, results: Sequence[Scored]) -> None:
         """One multi-row INSERT into a temporary table and one UPDATE … JOIN, instead of one
-        UPDATE round trip per reading."""
-        scored = [(int(s.reading_id), 1 if s.is_anomaly else 0, number(s.score)) for s in results]
+        UPDATE round trip per reading. A flag's kind and severity go with it ("": NULL)."""
+        scored = [
+            (
+                int(s.reading_id),
+                1 if s.is_anomaly else 0,
+                number(s.score),
+                _label(s.kind),
+                _label(s.severity),
+            )
+            for s in results
+        ]
         if not scored:
             return
         options = {"no_parameters": True}
         if len(scored) <= SMALL_SCORE_BATCH:
             # A real-time pass has a reading or two per device: one statement, one round trip.
-            flags = " ".join(f"WHEN {rid} THEN {flag}" for rid, flag, _ in scored)
-            scores = " ".join(f"WHEN {rid} THEN {score}" for rid, _, score in scored)
-            ids = ",".join(str(rid) for rid, _, _ in scored)
+            flags = " ".join(f"WHEN {rid} THEN {flag}" for rid, flag, *_ in scored)
+            scores = " ".join(f"WHEN {rid} THEN {score}" for rid, _, score, *_ in scored)
+            ids = ",".join(str(row[0]) for row in scored)
             conn.exec_driver_sql(
                 f"UPDATE readings SET is_anomaly = CASE id {flags} END, "
-                f"anomaly_score = CASE id {scores} END, detector = {quote(detector)} "
+                f"anomaly_score = CASE id {scores} END, detector = {quote(detector)}, "
+                f"kind = {_case(scored, 3)}, severity = {_case(scored, 4)} "
                 f"WHERE id IN ({ids})",
                 execution_options=options,
             )
             return
-        rows = [f"({rid},{flag},{score})" for rid, flag, score in scored]
+        rows = [f"({rid},{flag},{score},{kind},{sev})" for rid, flag, score, kind, sev in scored]
         conn.exec_driver_sql(_SCORES_TABLE, execution_options=options)
         conn.exec_driver_sql("DELETE FROM wp_scores", execution_options=options)
         run(conn, _literal(_SCORES, rows))
@@ -172,7 +195,11 @@ class MySQLDialect(Dialect):
     def state_upsert(self) -> Any:
         my = insert(detector_state)
         return my.on_duplicate_key_update(
-            last_ts=my.inserted.last_ts, state=my.inserted.state, updated_at=my.inserted.updated_at
+            last_ts=my.inserted.last_ts,
+            state=my.inserted.state,
+            updated_at=my.inserted.updated_at,
+            warming_up=my.inserted.warming_up,
+            false_alarms_per_day=my.inserted.false_alarms_per_day,
         )
 
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:

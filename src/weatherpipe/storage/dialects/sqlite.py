@@ -136,6 +136,8 @@ class SQLiteDialect(Dialect):
                 "last_ts": lite.excluded.last_ts,
                 "state": lite.excluded.state,
                 "updated_at": lite.excluded.updated_at,
+                "warming_up": lite.excluded.warming_up,
+                "false_alarms_per_day": lite.excluded.false_alarms_per_day,
             },
         )
 

@@ -1,0 +1,101 @@
+"""Access control: a bearer token for the API, a login form and an HttpOnly cookie for the pages.
+
+The token never travels in a URL (URLs end up in access logs and browser history): the
+dashboard's form POSTs it once, and the answer sets a cookie the browser sends from then on.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from html import escape
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+TOKEN_COOKIE = "weatherpipe_token"
+LOGIN_PATH = "/login"
+# Liveness probes must not need the secret; /healthz says nothing about the data.
+OPEN_PATHS = frozenset({"/healthz", LOGIN_PATH})
+MAX_FORM_BYTES = 4096
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+router = APIRouter()
+
+
+def presented_token(request: Request) -> str | None:
+    """The token a request carries: a bearer header, or the dashboard's cookie."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    return request.cookies.get(TOKEN_COOKIE)
+
+
+def _matches(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def login_page(problem: str = "", status_code: int = 200) -> HTMLResponse:
+    note = f'<p class="problem" role="alert">{escape(problem)}</p>' if problem else ""
+    return HTMLResponse(LOGIN_PAGE.replace("{{problem}}", note), status_code=status_code)
+
+
+@router.get(LOGIN_PATH, include_in_schema=False)
+async def login_form() -> HTMLResponse:
+    return login_page()
+
+
+@router.post(LOGIN_PATH, include_in_schema=False)
+async def login(request: Request) -> Response:
+    """Check the form's token; on success set the cookie and go to the dashboard."""
+    expected: str | None = request.app.state.api_token
+    body = await request.body()
+    fields = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
+    given = fields["token"][0] if fields.get("token") else None
+    if expected is None:
+        return RedirectResponse("/", status_code=303)
+    if not _matches(given, expected):
+        return login_page("Wrong token.", status_code=401)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        TOKEN_COOKIE,
+        expected,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+def guarded(token: str) -> Callable[[Request, Endpoint], Awaitable[Response]]:
+    """Every path but /healthz and /login needs the token; the home page offers the form."""
+
+    async def middleware(request: Request, call_next: Endpoint) -> Response:
+        if request.url.path in OPEN_PATHS or request.method == "OPTIONS":
+            return await call_next(request)
+        if _matches(presented_token(request), token):
+            return await call_next(request)
+        if request.url.path == "/" and request.method == "GET":
+            page = login_page("", status_code=401)
+            page.headers["WWW-Authenticate"] = "Bearer"
+            return page
+        return JSONResponse(
+            {"detail": "missing or wrong token: send Authorization: Bearer TOKEN"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    return middleware
+
+
+LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>weatherpipe: sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>weatherpipe</h1>
+<p>This server needs its access token (WEATHERPIPE_API_TOKEN).</p>{{problem}}
+<form method="post" action="/login" id="login-form">
+<label>Token <input type="password" name="token" autocomplete="current-password" required></label>
+<button>Sign in</button></form></main></body></html>
+"""

@@ -1,0 +1,65 @@
+"""Serving the API: a socket bound up front (a taken port is a start-up error) and uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from weatherpipe.errors import ConfigError
+
+
+class StageServer(uvicorn.Server):
+    """uvicorn that ends with exit status 0 after SIGTERM or Ctrl-C, like every other stage.
+
+    uvicorn re-raises the signal once it has shut down, so a supervisor would see a death by
+    SIGTERM where there was a clean stop.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or one ConfigError naming the setting (port taken).
+
+    Binding before uvicorn starts turns "address in use" into a start-up failure instead of a
+    log line from a server thread while the rest of the process carries on.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"WEATHERPIPE_API_PORT: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+class ApiServer:
+    """uvicorn in a thread of its own, so its signal handling stays out of our loop."""
+
+    def __init__(
+        self, app: Any, host: str = "", port: int = 0, sock: socket.socket | None = None
+    ) -> None:
+        self.socket = sock or listen_socket(host, port)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name="api", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
