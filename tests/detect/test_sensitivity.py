@@ -74,7 +74,7 @@ def noisy(n: int) -> list[float]:
 
 def flags(repo: Repository, device: str) -> int:
     with repo.engine.connect() as conn:
-        sql = "SELECT COUNT(*) FROM readings WHERE is_anomaly = 1 AND device_id = :d"
+        sql = "SELECT COUNT(*) FROM readings WHERE is_anomaly IS TRUE AND device_id = :d"
         return int(conn.execute(text(sql), {"d": device}).scalar() or 0)
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from weatherpipe.reading import Reading
 from weatherpipe.storage.engine import upgrade
-from weatherpipe.storage.repository import BatchResult, DeadLetter, Repository, Scored
+from weatherpipe.storage.repository import BatchResult, DeadLetter, Detection, Repository, Scored
 from weatherpipe.testing import DEVICE_A, DEVICE_B
 
 START = datetime(2026, 11, 27, 23, 58, 30, 250000, tzinfo=UTC)  # 90 s before midnight
@@ -150,6 +150,8 @@ def test_devices_carry_their_span_place_count_and_maximum(
                 "max_temperature": max(r.temperature for r in rows),
                 "last_temperature": last.temperature,
                 "last_ts": last.ts,
+                "detection": "not_started",
+                "false_alarms_per_day": None,
             }
         )
     assert repo.devices() == expected
@@ -189,14 +191,18 @@ def test_detection_reads_settled_readings_and_saves_flags_with_state(
     fetched = repo.readings_after_many({DEVICE_A: None, DEVICE_B: cursor}, 10)
     assert [ts for _, ts, _, _ in fetched[DEVICE_A]] == [r.ts for r in of(DEVICE_A)[:10]]
     assert [t for _, _, t, _ in fetched[DEVICE_B]] == [r.temperature for r in of(DEVICE_B)[10:20]]
-    flags = [Scored(rid, 0.25 + i, i % 4 == 1) for i, (rid, *_) in enumerate(fetched[DEVICE_A])]
-    state = b"\x00state\xff" * 50
+    flags = [
+        Scored(rid, 0.25 + i, i % 4 == 1, "spike" if i % 4 == 1 else "", "high" if i == 5 else "")
+        for i, (rid, *_) in enumerate(fetched[DEVICE_A])
+    ]
+    state = '{"version": 1, "text": "it\'s \\ ünïcode"}' * 50
     repo.save_detection("robust", DEVICE_A, fetched[DEVICE_A][-1][1], state, flags)
-    repo.save_detection("robust", DEVICE_B, cursor, b"b", [])
-    repo.save_detection("robust", DEVICE_B, cursor + timedelta(seconds=5), b"b2", [])
+    repo.save_detection("robust", DEVICE_B, cursor, "{}", [])
+    later = Detection(DEVICE_B, cursor + timedelta(seconds=5), "{2}", [], True, 0.5)
+    repo.save_detections("robust", [later])
     assert repo.detector_states("robust") == {
-        DEVICE_A: (of(DEVICE_A)[9].ts, state),
-        DEVICE_B: (cursor + timedelta(seconds=5), b"b2"),
+        DEVICE_A: (of(DEVICE_A)[9].ts, state, None),
+        DEVICE_B: (cursor + timedelta(seconds=5), "{2}", 0.5),
     }
     flagged_ts = [of(DEVICE_A)[i].ts for i in range(10) if i % 4 == 1]
     assert sorted(repo.flagged("robust")) == [(DEVICE_A, ts) for ts in flagged_ts]
@@ -206,6 +212,11 @@ def test_detection_reads_settled_readings_and_saves_flags_with_state(
     ]
     page = repo.readings_page(DEVICE_A, limit=10)
     assert [bool(r["is_anomaly"]) for r in page] == [i % 4 == 1 for i in range(10)]
+    assert [(r["kind"], r["severity"]) for r in page if r["is_anomaly"]] == [
+        ("spike", None),
+        ("spike", "high"),
+        ("spike", None),
+    ]
     counts = {r["device_id"]: r["count"] for r in repo.analysis("deviceanomalies", since=START)}
     assert counts == {DEVICE_A: 3, DEVICE_B: 0, ODD: 0}
     _, marks = repo.chart(DEVICE_A, START, START + timedelta(minutes=5), "minute")

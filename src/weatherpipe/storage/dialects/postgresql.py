@@ -83,9 +83,11 @@ WITH fresh AS (
 SELECT count(*) FROM fresh
 """
 _SCORES = (
-    "UPDATE readings SET is_anomaly = v.flag, anomaly_score = v.score, detector = %(detector)s "
-    "FROM unnest(%(ids)s::bigint[], %(flags)s::boolean[], %(scores)s::float8[]) "
-    "AS v(id, flag, score) WHERE readings.id = v.id"
+    "UPDATE readings SET is_anomaly = v.flag, anomaly_score = v.score, detector = %(detector)s, "
+    "kind = v.kind, severity = v.severity "
+    "FROM unnest(%(ids)s::bigint[], %(flags)s::boolean[], %(scores)s::float8[], "
+    "%(kinds)s::varchar[], %(severities)s::varchar[]) "
+    "AS v(id, flag, score, kind, severity) WHERE readings.id = v.id"
 )
 
 
@@ -158,7 +160,8 @@ class PostgreSQLDialect(Dialect):
         return int(row[0]) if row else 0
 
     def write_scores(self, conn: Connection, detector: str, results: Sequence[Scored]) -> None:
-        """Every score in one UPDATE joined to three arrays (one round trip)."""
+        """Every score in one UPDATE joined to arrays (one round trip); a flag's kind and
+        severity go with it ("": NULL)."""
         conn.exec_driver_sql(
             _SCORES,
             {
@@ -166,6 +169,8 @@ class PostgreSQLDialect(Dialect):
                 "ids": [s.reading_id for s in results],
                 "flags": [bool(s.is_anomaly) for s in results],
                 "scores": [float(s.score) for s in results],
+                "kinds": [s.kind or None for s in results],
+                "severities": [s.severity or None for s in results],
             },
         )
 
@@ -177,6 +182,8 @@ class PostgreSQLDialect(Dialect):
                 "last_ts": pg.excluded.last_ts,
                 "state": pg.excluded.state,
                 "updated_at": pg.excluded.updated_at,
+                "warming_up": pg.excluded.warming_up,
+                "false_alarms_per_day": pg.excluded.false_alarms_per_day,
             },
         )
 
