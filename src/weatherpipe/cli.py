@@ -564,12 +564,20 @@ def evaluate(
         Path | None, typer.Option(help="Write each file's scores and flags here.")
     ] = None,
     per_file: Annotated[bool, typer.Option("--per-file", help="Print a per-file table.")] = False,
+    nab: Annotated[bool, typer.Option("--nab", help="Also print NAB's three scores.")] = False,
+    false_alarms_per_day: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Sensitivity: expected false alarms per device-day (default: detector's)."
+        ),
+    ] = None,
 ) -> None:
-    """Score a detector on labeled series with the NAB rules and event-level F1."""
+    """Score a detector on labeled series: event precision/recall/F1, recall per kind, false
+    alarms per device-day of normal time, and NAB's scores with --nab."""
     from weatherpipe.detect.evaluate import evaluate_corpus, format_report
 
-    report = evaluate_corpus(data_dir, windows, detector, out)
-    typer.echo(format_report(report, per_file=per_file))
+    report = evaluate_corpus(data_dir, windows, detector, out, false_alarms_per_day)
+    typer.echo(format_report(report, per_file=per_file, nab=nab))
 
 
 @app.command(
