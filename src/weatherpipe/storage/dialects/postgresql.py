@@ -18,22 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, func
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from weatherpipe.errors import ConfigError
 from weatherpipe.storage.dialects.base import Dialect, number, stamped
+from weatherpipe.storage.faults import Fault, sqlstate_fault
 from weatherpipe.storage.tables import detector_state
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
     from sqlalchemy.engine import URL
-    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.sql.elements import ColumnElement
 
     from weatherpipe.reading import Reading
     from weatherpipe.storage.rows import Scored
 
-# 40P01 deadlock, 40001 serialization failure, 55P03 lock not available.
-LOCK_CONFLICTS = frozenset({"40P01", "40001", "55P03"})
 # Strings made only of these characters need no escaping in COPY's text format.
 _PLAIN = re.compile(r"[0-9A-Za-z_.:\- ]*")
 _NULL = "\\N"
@@ -121,6 +120,25 @@ def _create_staging(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.autocommit = autocommit
 
 
+def _copy(conn: Connection, payload: bytes) -> None:
+    """COPY the payload into the staging table, in `conn`'s transaction. SQLAlchemy has no
+    COPY, so psycopg's errors are translated here as SQLAlchemy translates its own."""
+    import psycopg
+
+    dbapi_connection = conn.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(_COPY) as copy:
+            copy.write(payload)
+    except psycopg.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)  # type: ignore[arg-type]
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            _COPY, None, exc, psycopg.Error, connection_invalidated=lost, dialect=conn.dialect
+        ) from exc
+
+
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
 
@@ -152,12 +170,9 @@ class PostgreSQLDialect(Dialect):
     def write(self, conn: Connection, rendered: Copy) -> int:
         if not rendered.readings:
             return 0
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(_COPY) as copy:
-            copy.write(rendered.payload)
-        cursor.execute(_MERGE, {"received": rendered.received})
-        row = cursor.fetchone()
-        return int(row[0]) if row else 0
+        _copy(conn, rendered.payload)
+        fresh = conn.exec_driver_sql(_MERGE, {"received": rendered.received}).scalar()
+        return int(fresh or 0)
 
     def write_scores(self, conn: Connection, detector: str, results: Sequence[Scored]) -> None:
         """Every score in one UPDATE joined to arrays (one round trip); a flag's kind and
@@ -190,8 +205,10 @@ class PostgreSQLDialect(Dialect):
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.to_char(minute, "YYYY-MM-DD HH24:00:00")
 
-    def is_lock_conflict(self, exc: DBAPIError) -> bool:
-        return getattr(exc.orig, "sqlstate", None) in LOCK_CONFLICTS
+    def fault(self, exc: DBAPIError) -> Fault:
+        if getattr(exc.orig, "sqlstate", None) is None and isinstance(exc, OperationalError):
+            return Fault.UNAVAILABLE  # psycopg: a connection failed or lost, with no SQLSTATE
+        return sqlstate_fault(exc)
 
 
 DIALECT = PostgreSQLDialect()
