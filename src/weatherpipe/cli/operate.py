@@ -72,8 +72,11 @@ def query(
         int | None, typer.Option(min=1, help="deviceanomalies look-back [default: 30]")
     ] = None,
     sql: Annotated[
-        bool, typer.Option("--sql", help="Print the MySQL script, with these options set.")
+        bool, typer.Option("--sql", help="Print the SQL script, with these options set.")
     ] = False,
+    dialect: Annotated[
+        str, typer.Option(help="With --sql: mysql (the mysql client) or postgresql (psql).")
+    ] = "mysql",
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run one of the four original analyses and print JSON lines (°C to 0.01)."""
@@ -84,7 +87,12 @@ def query(
     options = {"day": day, "month": month, "year": year, "minutes": minutes}
     check_options(name, options, script=sql)
     if sql:
-        typer.echo(ANALYSES[name].mysql_script(script_values(options)), nl=False)
+        if dialect not in ("mysql", "postgresql"):
+            raise typer.BadParameter("--dialect is mysql or postgresql")
+        analysis, values = ANALYSES[name], script_values(options, dialect)
+        pg = dialect == "postgresql"
+        script = analysis.postgresql_script(values) if pg else analysis.mysql_script(values)
+        typer.echo(script, nl=False)
         return
     repo = open_repository(configure(database_url=database_url), must_exist=True)
     since = datetime.now(UTC) - timedelta(minutes=minutes or 30)
