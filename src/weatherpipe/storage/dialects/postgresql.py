@@ -41,7 +41,7 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 # One per session, emptied at each commit; `n` is a reading's place in its batch, so the
 # first of two readings of one key is the one stored.
 _STAGING = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS wp_staging (device_id varchar(36), ts timestamp, "
+    "CREATE TEMPORARY TABLE IF NOT EXISTS wp_staging (device_id varchar(64), ts timestamp, "
     "temperature float8, latitude float8, longitude float8, seq bigint, n int) "
     "ON COMMIT DELETE ROWS"
 )
