@@ -205,6 +205,18 @@ def test_no_command_prints_a_configured_password_or_token(
     assert "GET /api/v1/devices" in rest  # the access log was on, and is clean
     up_env = {**env, "WEATHERPIPE_API_PORT": str(free_port())}
     outputs.append(run(up_env, "up", "--duration", "3"))
+    # Every stage as a child process, each logging at DEBUG with the secrets in its environment.
+    children_env = {**env, "WEATHERPIPE_API_PORT": str(free_port())}
+    ready = f"http://127.0.0.1:{children_env['WEATHERPIPE_API_PORT']}/healthz"
+
+    def api_up() -> bool:
+        try:
+            return httpx.get(ready, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    outputs.append(run_until(children_env, ["up", "--processes"], tmp_path / "up.log", api_up))
+    assert "started api" in outputs[-1]
     for output in outputs:
         assert_no_secret(output)
 
