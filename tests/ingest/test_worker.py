@@ -99,7 +99,10 @@ def test_nothing_is_acked_before_the_commit(repo: Repository) -> None:
             worker = IngestWorker(bus, flaky, batch_seconds=0.01)
             messages = await worker._collect(asyncio.Event())
             store = asyncio.create_task(worker.handle(messages, asyncio.Event()))
-            await asyncio.sleep(0.1)  # the first store attempts fail
+            deadline = time.monotonic() + 10
+            while flaky.failures > 1:  # the first store attempt failed; the second will too
+                assert time.monotonic() < deadline, "the worker never tried to store"
+                await asyncio.sleep(0.01)
             in_flight = len(bus._queue().in_flight)  # type: ignore[attr-defined]
             assert (in_flight, count(repo, "readings")) == (3, 0)
             await store
