@@ -24,6 +24,8 @@ app = typer.Typer(
     help="weatherpipe: IoT temperature readings from sensors to SQL, with anomaly detection.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help: rich markup would take "[env: WEATHERPIPE_...]" for a style tag and drop it.
+    rich_markup_mode=None,
 )
 # Every line this process prints or logs goes through it: configured passwords and the token
 # become ***, and so does the password of any URL.
@@ -46,14 +48,18 @@ def _global_options(
     if debug:
         _debug[0] = True
 
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-bus_app = typer.Typer(help="Message bus topic and subscription.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
+bus_app = typer.Typer(
+    help="Message bus topic and subscription.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(db_app, name="db")
 app.add_typer(bus_app, name="bus")
 dead_app = typer.Typer(
-    help="Messages that were not readings: list and replay.", no_args_is_help=True
+    help="Messages that were not readings: list and replay.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
-keys_app = typer.Typer(help="Per-device signing keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Per-device signing keys.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(keys_app, name="keys")
 devices_app = typer.Typer(help="Devices in the registry.", no_args_is_help=True)
@@ -244,6 +250,9 @@ def sensors(
         stats = asyncio.run(run_backfill(settings, options, end - span, end, to_db=to_db))
     else:
         stats = asyncio.run(run_sensors(settings, options, duration))
+    if backfill and to_db:
+        typer.echo(f"wrote {stats.ticks * devices:,} readings of {devices} devices", err=True)
+        return
     typer.echo(
         f"published {stats.published:,} readings, spooled {stats.spooled:,}, "
         f"{stats.ticks:,} ticks of {devices} devices",
@@ -361,28 +370,42 @@ def api(
 @app.command()
 def query(
     name: Annotated[str, typer.Argument(help="devicedata, devicemax, daymax or deviceanomalies")],
-    day: Annotated[int | None, typer.Option(min=1, max=31)] = None,
-    month: Annotated[int | None, typer.Option(min=1, max=12)] = None,
-    year: Annotated[int | None, typer.Option(min=1970, max=9999)] = None,
-    minutes: Annotated[int, typer.Option(min=1, help="deviceanomalies look-back")] = 30,
-    sql: Annotated[bool, typer.Option("--sql", help="Print the MySQL script instead.")] = False,
+    day: Annotated[int | None, typer.Option(min=1, max=31, help="daymax: day of month")] = None,
+    month: Annotated[int | None, typer.Option(min=1, max=12, help="daymax: month")] = None,
+    year: Annotated[
+        int | None, typer.Option(min=1970, max=9999, help="daymax: only this year")
+    ] = None,
+    minutes: Annotated[
+        int | None, typer.Option(min=1, help="deviceanomalies look-back [default: 30]")
+    ] = None,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the MySQL script, with these options set.")
+    ] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Run one of the four original analyses and print JSON lines."""
+    """Run one of the four original analyses and print JSON lines (°C to 0.01)."""
     from weatherpipe.compose import open_repository
+    from weatherpipe.query import check_options, script_values
     from weatherpipe.storage.analyses import ANALYSES
 
-    if name not in ANALYSES:
-        raise typer.BadParameter(f"unknown analysis {name!r}; known: {', '.join(ANALYSES)}")
+    options = {"day": day, "month": month, "year": year, "minutes": minutes}
+    check_options(name, options, script=sql)
     if sql:
-        typer.echo(ANALYSES[name].mysql_script(), nl=False)
+        typer.echo(ANALYSES[name].mysql_script(script_values(options)), nl=False)
         return
-    if name == "daymax" and (day is None or month is None):
-        raise typer.BadParameter("daymax needs --day and --month")
     repo = open_repository(_settings(database_url=database_url), must_exist=True)
-    since = datetime.now(UTC) - timedelta(minutes=minutes)
-    for row in repo.analysis(name, day=day, month=month, year=year, since=since):
-        typer.echo(json.dumps(row, default=str))
+    since = datetime.now(UTC) - timedelta(minutes=minutes or 30)
+    try:
+        rows = repo.analysis(name, day=day, month=month, year=year, since=since)
+    finally:
+        repo.close()
+    for row in rows:
+        typer.echo(json.dumps(rounded(row), default=str))
+
+
+def rounded(row: dict[str, Any]) -> dict[str, Any]:
+    """Temperatures to 0.01 °C, as every other view shows them (no 42.160000000000004)."""
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}
 
 
 @db_app.command("upgrade")
@@ -569,8 +592,20 @@ def evaluate(
     alarms per device-day of normal time, and NAB's scores with --nab."""
     from weatherpipe.detect.evaluate import evaluate_corpus, format_report
 
+    if not any(data_dir.rglob("*.csv")):
+        raise NothingToScore(f"nothing to score: no CSV files under {data_dir}")
     report = evaluate_corpus(data_dir, windows, detector, out, false_alarms_per_day)
+    _require_events(report.events.counts, f"in {data_dir} against {windows}")
     typer.echo(format_report(report, per_file=per_file, nab=nab))
+
+
+class NothingToScore(WeatherpipeError):
+    """No labeled window and no flag: any F1 printed would be made up."""
+
+
+def _require_events(counts: Any, where: str) -> None:
+    if counts.true_positives + counts.false_negatives + counts.false_positives == 0:
+        raise NothingToScore(f"nothing to score: no labeled anomaly and no flag {where}")
 
 
 @app.command(
@@ -621,7 +656,11 @@ def score(
     settings = _settings(database_url=database_url)
     repo = open_repository(settings, must_exist=True)
     try:
-        typer.echo(format_score(score_run(repo, detector)))
+        result = score_run(repo, detector)
+        _require_events(
+            result.overall, "yet (run the simulator with anomalies, and detection, for longer)"
+        )
+        typer.echo(format_score(result))
     finally:
         repo.close()
 
