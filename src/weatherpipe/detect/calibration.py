@@ -38,7 +38,7 @@ class Tail(NamedTuple):
 
 # Measured on the tuning corpus's normal time (see benchmarks/detect_calibrate.py).
 TAILS: dict[str, Tail] = {
-    "spike": Tail(6.0, 3.3e-3, 10.0, 1.0e-4, 0.6, 0.25),  # |reading - rolling median| / its scale
+    "spike": Tail(6.0, 3.3e-3, 10.0, 1.0e-4, 0.8, 0.25),  # |reading - rolling median| / its scale
     "shift": Tail(4.0, 2.7e-3, 7.0, 3.1e-5, 2.0, 1.0),  # the last readings off the trend / scale
     "drift": Tail(9.0, 8.6e-3, 18.0, 2.8e-3, 0.3, 0.5),  # |fast - slow mean| / its long-run scale
     "stuck": Tail(4.0, 1.3e-2, 8.0, 1.1e-3, 0.6, 0.5),  # nats: -ln P(a run this long), repeat rate

@@ -54,6 +54,7 @@ RUN_WEIGHT = 60  # repeats one run may teach it (a minute at 1 Hz)
 GAP_FACTOR, GAP_SECONDS = 30.0, 3_600.0  # silence of 30 usual intervals and an hour
 BAND = (-90.0, 60.0)  # degrees C outdoor air can have (records: -89.2, +56.7)
 REARM = 0.5  # a test fires again only after its statistic fell under half its line
+SETTLE_READINGS = 300  # the step test waits up to this long for a reported fault to calm down
 TAIL_READINGS = 86_400  # memory of each test's tail: a day at 1 Hz
 TAIL_PRIOR_READINGS = 600  # the tuning corpus's tail weighs as 10 minutes of 1 Hz readings
 RELINE_READINGS = 64  # lines follow the tails and the sampling interval, re-derived this often
@@ -255,6 +256,8 @@ class VigilDetector(Detector):
             # readings ahead of them (a front's ramp is extrapolated; a step is not)
             y = (med + cap if r > cap else med - cap if r < -cap else x) - base
             s_shift = 0.0
+            if held & ALL_TESTS and n < quiet + SETTLE_READINGS:
+                ring.clear()  # a fault still being reported must not become the trend
             if len(ring) < ring_size:
                 ring.append(y)
                 if len(ring) == ring_size:
@@ -262,7 +265,8 @@ class VigilDetector(Detector):
                     st0, st1, sb, sa = _sums(ring, pos)
                     # Until the device shows its own, its weather is assumed twice as
                     # restless as white noise, worth a minute of readings.
-                    sscale, ksteps = 2.0 * STEP_FLOOR * sd, STEP_PRIOR_READINGS
+                    if ksteps == 0:
+                        sscale, ksteps = 2.0 * STEP_FLOOR * sd, STEP_PRIOR_READINGS
             else:
                 y_old = ring[pos]
                 y_b = ring[(pos + TREND) % ring_size]  # leaves `before` for `trend`
