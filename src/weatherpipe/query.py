@@ -41,9 +41,12 @@ def check_options(name: str, options: dict[str, int | None], script: bool = Fals
         raise InvalidParameter(f"day {day} does not exist in month {month}{in_year}")
 
 
-def script_values(options: dict[str, int | None]) -> dict[str, str]:
-    """The SQL expressions the printed MySQL script SETs for the options given."""
+def script_values(options: dict[str, int | None], dialect: str = "mysql") -> dict[str, str]:
+    """The SQL expressions the printed script (MySQL or PostgreSQL) sets for the options given."""
     values = {k: str(v) for k, v in options.items() if v is not None and k != "minutes"}
-    if options.get("minutes") is not None:
-        values["since"] = f"UTC_TIMESTAMP(3) - INTERVAL {options['minutes']} MINUTE"
+    minutes = options.get("minutes")
+    if minutes is not None and dialect == "postgresql":
+        values["since"] = f"(now() AT TIME ZONE 'UTC') - INTERVAL '{minutes} minutes'"
+    elif minutes is not None:
+        values["since"] = f"UTC_TIMESTAMP(3) - INTERVAL {minutes} MINUTE"
     return values

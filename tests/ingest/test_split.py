@@ -27,6 +27,7 @@ BAD_AT = 617
 REFUSED = {
     "mysql": ({"seq": 2**63}, "Out of range value for column 'seq'"),
     "sqlite": ({"temperature": math.nan}, "NOT NULL constraint failed: readings.temperature"),
+    "postgresql": ({"seq": 2**63}, "out of range for type bigint"),
 }
 
 
@@ -65,7 +66,7 @@ def count(repo: Repository, sql: str) -> Any:
 def test_one_refused_row_among_a_thousand_is_dead_lettered_and_the_rest_stored(
     repo: Repository, caplog: pytest.LogCaptureFixture
 ) -> None:
-    changes, words = REFUSED["sqlite" if repo.dialect == "sqlite" else "mysql"]
+    changes, words = REFUSED[repo.dialect if repo.dialect in REFUSED else "mysql"]
     readings = series([float(i % 40) for i in range(BATCH)])
     messages = [json.dumps(json.loads(encode(r))).encode() for r in readings]
     bad = {**json.loads(messages[BAD_AT]), **changes}
@@ -142,3 +143,24 @@ def test_two_copies_of_a_key_that_differ_only_in_seq_are_stored_once(repo: Repos
 
     worker = asyncio.run(scenario())
     assert (worker.stats.stored, worker.stats.duplicates) == (1, 1)
+
+
+def test_a_stop_during_a_split_hands_the_batch_back(sqlite_repo: Repository) -> None:
+    """SIGTERM must not wait for a long split: what is not stored yet goes back to the bus."""
+    changes, _ = REFUSED["sqlite"]
+    messages = [encode(r) for r in series([1.0] * 10)]
+    messages[3] = json.dumps({**json.loads(messages[3]), **changes}).encode()
+
+    async def scenario() -> int | None:
+        async with create_bus("memory://") as bus:
+            for data in messages:
+                await bus.publish(data)
+            worker = IngestWorker(bus, sqlite_repo, batch_size=10, decoder=lenient)
+            stopped = asyncio.Event()
+            stopped.set()
+            await worker.handle(await worker._collect(asyncio.Event()), stopped)
+            assert worker.stats.received == 0
+            return await bus.lag()
+
+    assert asyncio.run(scenario()) == 10
+    assert count(sqlite_repo, "SELECT COUNT(*) FROM dead_letters") == 0

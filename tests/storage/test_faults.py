@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,8 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import DBAPIError
 from tests.conftest import require
 
+from weatherpipe.errors import StorageRefused
+from weatherpipe.reading import Reading
 from weatherpipe.storage.dialects import load
 from weatherpipe.storage.engine import upgrade
 from weatherpipe.storage.faults import Fault, message
@@ -87,6 +89,39 @@ def test_an_unreachable_mariadb_is_unavailable() -> None:
     with pytest.raises(DBAPIError) as caught:
         engine.connect()
     assert classify("mysql", caught.value) is Fault.UNAVAILABLE
+
+
+def test_postgresql_refuses_values_out_of_its_columns_in_the_copy_too(
+    postgresql_url: str,
+) -> None:
+    repo = Repository.from_url(postgresql_url)
+    upgrade(repo.engine)
+    try:
+        out_of_range = raised(repo, insert(seq=2**63))
+        assert classify(repo.dialect, out_of_range) is Fault.DATA
+        too_long = raised(repo, insert(d="x" * 40))
+        assert classify(repo.dialect, too_long) is Fault.DATA
+        assert "INSERT" not in message(too_long)
+        reading = Reading("x" * 40, WHEN.replace(tzinfo=UTC), 1.0, 0.0, 0.0, 1)
+        with pytest.raises(StorageRefused, match="too long"):
+            repo.store_batch([reading])  # through COPY, translated like any other statement
+        with repo.engine.connect() as holder, repo.engine.connect() as waiter:
+            insert()(holder)  # holds the key: its transaction stays open
+            waiter.execute(text("SET lock_timeout = '1s'"))
+            with pytest.raises(DBAPIError) as caught:
+                insert(t=2.0)(waiter)
+            holder.rollback()
+        assert classify(repo.dialect, caught.value) is Fault.CONFLICT
+    finally:
+        repo.close()
+
+
+def test_an_unreachable_postgresql_is_unavailable() -> None:
+    require("PostgreSQL", "127.0.0.1", 5432)
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/weather")
+    with pytest.raises(DBAPIError) as caught:
+        engine.connect()
+    assert classify("postgresql", caught.value) is Fault.UNAVAILABLE
 
 
 def test_a_locked_or_unopenable_sqlite_file(tmp_path: Path, sqlite_repo: Repository) -> None:
