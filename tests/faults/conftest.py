@@ -38,6 +38,12 @@ def need_tool(path: str) -> None:
     pytest.skip(f"SKIPPED LOUDLY: {path} is not installed")
 
 
+@pytest.fixture(params=["mariadb", "postgresql"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database on each server weatherpipe runs on (MariaDB, PostgreSQL)."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
 @pytest.fixture
 def names() -> dict[str, str]:
     tag = uuid.uuid4().hex[:10]
