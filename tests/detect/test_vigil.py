@@ -130,3 +130,14 @@ def test_state_resumes_exactly_mid_fault_through_json() -> None:
 def test_registered_as_the_default() -> None:
     assert isinstance(create_detector("default"), VigilDetector)
     assert isinstance(create_detector("default", false_alarms_per_day=3.0), VigilDetector)
+
+
+def test_non_finite_readings_and_repeated_timestamps_are_survived() -> None:
+    values = weather(1_200, 14).tolist()
+    values[700] = float("nan")
+    values[800] = float("inf")
+    ts = [START + k for k in range(1_200)]
+    ts[900] = ts[899]  # a repeated timestamp
+    verdicts = VigilDetector().process_many(ts, values)
+    assert not verdicts[700].is_anomaly and not verdicts[800].is_anomaly
+    assert all(0.0 <= v.score <= 1.0 for v in verdicts)

@@ -166,6 +166,9 @@ class VigilDetector(Detector):
         ts = ts.tolist() if hasattr(ts, "tolist") else ts
         values = values.tolist() if hasattr(values, "tolist") else values
         for t, x in zip(ts, values, strict=True):
+            if not -1e300 < x < 1e300:  # NaN or infinite: no reading at all, nothing to learn
+                append(QUIET)
+                continue
             if n == 0:
                 first_ts = last_ts = t
                 prev = fast = slow = base = x
@@ -194,7 +197,8 @@ class VigilDetector(Detector):
                 run = pos = 0
                 append(GAP if monitored else QUIET)
                 continue
-            dt += (min(gap, 3.0 * dt) - dt) / (n - 1 if n < 101 else 100)
+            if gap > 0.0:  # a repeated or out-of-order timestamp says nothing of the interval
+                dt += (min(gap, 3.0 * dt) - dt) / (n - 1 if n < 101 else 100)
 
             # stuck: a run of identical readings, judged by the stream's own repeat rate
             if x == prev:
