@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[mysql,nats,mqtt,pubsub,bench,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[mysql,postgres,nats,mqtt,pubsub,bench,dev]'
 	touch $(STAMP)
 
 up: install

@@ -267,9 +267,13 @@ async def _latency(app: FastAPI, path: str, requests: int) -> tuple[float, float
             started = time.perf_counter()
             await _get(client, path)
             samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    p99 = samples[math.ceil(len(samples) * 0.99) - 1]  # nearest rank
-    return statistics.median(samples), p99
+    return percentiles(samples)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """The median and the nearest-rank 99th percentile of `samples`."""
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[math.ceil(len(ordered) * 0.99) - 1]
 
 
 async def _get(client: httpx.AsyncClient, path: str) -> None:

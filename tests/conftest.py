@@ -1,4 +1,4 @@
-"""Shared fixtures: a repository on SQLite and on MariaDB, and a clean in-process bus."""
+"""Shared fixtures: a repository on SQLite, MariaDB and PostgreSQL, and a clean in-process bus."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from weatherpipe.storage.repository import Repository
 from weatherpipe.testing import in_ci, server_missing
 
 MARIADB_ROOT = "mysql+pymysql://root@127.0.0.1:3306"
+POSTGRESQL_ROOT = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
 def require(name: str, host: str, port: int) -> None:
@@ -50,13 +51,29 @@ def mariadb_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    require("PostgreSQL", "127.0.0.1", 5432)
+    name = f"wp_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(f"{POSTGRESQL_ROOT}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield f"{POSTGRESQL_ROOT}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: object) -> str:
     return f"sqlite:///{tmp_path}/weather.db"
 
 
-@pytest.fixture(params=["sqlite", "mariadb"])
+@pytest.fixture(params=["sqlite", "mariadb", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
-    """The same test on SQLite and on MariaDB."""
+    """The same test on SQLite, MariaDB and PostgreSQL."""
     return str(request.getfixturevalue(f"{request.param}_url"))
 
 

@@ -78,6 +78,8 @@ def test_query_prints_the_checked_in_sql_scripts() -> None:
     for name in ("devicedata", "devicemax", "daymax", "deviceanomalies"):
         result = CliRunner().invoke(app, ["query", name, "--sql"])
         assert result.output == (ROOT / "sql" / f"{name}.sql").read_text()
+        result = CliRunner().invoke(app, ["query", name, "--sql", "--dialect", "postgresql"])
+        assert result.output == (ROOT / "sql" / "postgresql" / f"{name}.sql").read_text()
 
 
 def test_query_answers_from_the_database(tmp_path: Path) -> None:

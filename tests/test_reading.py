@@ -51,8 +51,9 @@ def test_offsets_are_converted_to_utc_and_truncated_to_milliseconds() -> None:
     assert format_ts(reading.ts) == "2026-11-28T01:02:03.456Z"
 
 
-def test_uppercase_uuid_is_normalised() -> None:
-    assert decode(body(device_id=DEVICE_A.upper())).device_id == DEVICE_A
+def test_uppercase_uuid_is_refused_not_normalised() -> None:
+    with pytest.raises(DecodeError, match="not a canonical UUID"):
+        decode(body(device_id=DEVICE_A.upper()))
 
 
 @pytest.mark.parametrize(
@@ -70,13 +71,13 @@ def test_uppercase_uuid_is_normalised() -> None:
         (body(temperature=-300.0), "temperature -300.0 is below absolute zero"),
         (body(latitude=91.0), "latitude 91.0 is outside [-90, 90]"),
         (body(longitude=-181), "longitude -181.0 is outside [-180, 180]"),
-        (body(device_id="sensor-1"), "device_id 'sensor-1' is not a UUID"),
+        (body(device_id="sensor-1"), "device_id 'sensor-1' is not a canonical UUID"),
         (body(device_id=7), "device_id must be a UUID string, got int"),
         (body(ts="yesterday"), "ts 'yesterday' is not an RFC 3339 timestamp"),
-        (body(ts="2026-11-28T01:02:03"), "must be RFC 3339 with a UTC offset"),
+        (body(ts="2026-11-28T01:02:03"), "ts '2026-11-28T01:02:03' is not an RFC 3339"),
         (body(ts=1732755723), "ts must be an RFC 3339 string, got int"),
-        (body(seq=-1), "seq must be a non-negative integer"),
-        (body(seq=1.5), "seq must be a non-negative integer"),
+        (body(seq=-1), "seq must be an integer from 0 to 9223372036854775807, got -1"),
+        (body(seq=1.5), "seq must be an integer from 0 to 9223372036854775807, got 1.5"),
         (b'{"v":1,"temperature":NaN}', "not valid UTF-8 JSON"),
         (b" " * (64 * 1024 + 1), "over the 65536-byte limit"),
     ],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -33,7 +35,9 @@ def test_a_crashing_child_is_restarted_with_exponential_backoff(
     async def scenario() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(supervisor.run(stop))
+        deadline = time.monotonic() + 60
         while len(supervisor.children["crasher"].exits) < 5:
+            assert time.monotonic() < deadline, "fewer than 5 restarts in 60 s"
             await asyncio.sleep(0.05)
         stop.set()
         await task
@@ -50,8 +54,34 @@ def test_a_crashing_child_is_restarted_with_exponential_backoff(
         "0.4s",
         "0.4s",
     ]
+    # The waits really happen: from each "restarting in" to the next start, measured. Only a
+    # lower bound is asserted; a busy machine may add time, never remove it.
+    events = [
+        (r.created, r.getMessage())
+        for r in caplog.records
+        if "restarting in" in r.getMessage() or r.getMessage().startswith("started crasher")
+    ]
+    gaps = [
+        later - at
+        for (at, said), (later, then) in itertools.pairwise(events)
+        if "restarting in" in said and then.startswith("started crasher")
+    ]
+    assert len(gaps) >= 4
+    for gap, wanted in zip(gaps, [0.1, 0.2, 0.4, 0.4], strict=False):
+        assert gap >= wanted * 0.95, f"restarted after {gap:.3f}s, backoff {wanted}s"
 
 
+def ignores_sigterm(pid: int) -> bool:
+    """Whether the process has set SIGTERM to ignored (Linux: the SigIgn mask in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_stop_terminates_children_and_kills_one_that_ignores_sigterm() -> None:
     stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
     supervisor = Supervisor(
@@ -62,9 +92,14 @@ def test_stop_terminates_children_and_kills_one_that_ignores_sigterm() -> None:
     async def scenario() -> float:
         stop = asyncio.Event()
         task = asyncio.create_task(supervisor.run(stop))
+        deadline = time.monotonic() + 60
         while not all(c.process for c in supervisor.children.values()):
+            assert time.monotonic() < deadline, "children not started in 60 s"
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # let the stubborn child install its handler
+        stubborn_pid = supervisor.children["stubborn"].process.pid  # type: ignore[union-attr]
+        while not ignores_sigterm(stubborn_pid):  # its handler installed: now it is stubborn
+            assert time.monotonic() < deadline, "the stubborn child never ignored SIGTERM"
+            await asyncio.sleep(0.05)
         began = time.monotonic()
         stop.set()
         await task

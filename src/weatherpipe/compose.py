@@ -7,7 +7,9 @@ take what they need as arguments (`IngestWorker(bus, store)`, `create_app(settin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ from weatherpipe.detect.job import DetectionJob
 from weatherpipe.errors import ConfigError, StorageError, StorageUnavailable
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.metrics import Metrics
+from weatherpipe.reading import Window, decode_many
 from weatherpipe.redact import mask_url
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner
@@ -100,9 +103,11 @@ def make_ingest(
 ) -> IngestWorker:
     """The ingest worker: batches from the settings, a verifier when device keys are set."""
     keys = _keys(settings)
+    window = Window(settings.oldest_ts, timedelta(seconds=settings.max_clock_ahead))
     return IngestWorker(
         bus,
         repo,
+        decoder=functools.partial(decode_many, window=window),
         batch_size=settings.batch_size,
         batch_seconds=settings.batch_seconds,
         writers=1 if repo.dialect == "sqlite" else settings.writers,  # SQLite has one writer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal
 
@@ -67,6 +68,16 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed by CORS; empty turns CORS off."
     )
+    max_clock_ahead: float = Field(
+        86_400.0,
+        ge=0,
+        description="Seconds a reading's ts may run ahead of ingest's clock; later ones are "
+        "dead letters.",
+    )
+    oldest_ts: datetime = Field(
+        datetime(2000, 1, 1, tzinfo=UTC),
+        description="Readings stamped before this instant (RFC 3339) are dead letters.",
+    )
     device_keys: str | None = Field(
         None, description="Path to a file of per-device HMAC keys (`DEVICE_ID KEY` per line)."
     )
@@ -91,6 +102,13 @@ class Settings(BaseSettings):
                 "must start with sqlite:, mysql+pymysql:, mariadb+pymysql: or postgresql:"
             )
         return value
+
+    @field_validator("oldest_ts")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2000-01-01T00:00:00Z")
+        return value.astimezone(UTC)
 
     @field_validator("bus_url")
     @classmethod

@@ -6,7 +6,8 @@
     │   ├── BusUnavailable     the broker cannot be reached (retry with backoff)
     │   └── BusNotSetUp        the topic / subscription does not exist yet
     ├── StorageError           anything the database raises
-    │   └── StorageUnavailable the database cannot be reached (retry with backoff)
+    │   ├── StorageUnavailable the database cannot be reached (retry with backoff)
+    │   └── StorageRefused     the database refuses the data itself (retrying cannot help)
     ├── DecodeError            a message is not a valid reading (carries the reason)
     └── ApiError               errors that reach the API carry their HTTP status
         ├── NotFound           404
@@ -45,6 +46,15 @@ class StorageError(WeatherpipeError):
 
 class StorageUnavailable(StorageError):
     """The database cannot be reached right now; the caller retries with backoff."""
+
+
+class StorageRefused(StorageError):
+    """The database refused the rows themselves (out of range, too long, a constraint);
+    `reason` is its own short message. Ingest splits the batch to find the refused ones."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class DecodeError(WeatherpipeError):

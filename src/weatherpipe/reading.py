@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import orjson
@@ -17,9 +15,38 @@ from weatherpipe.errors import DecodeError
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 ABSOLUTE_ZERO_C = -273.15
-_LARGEST = sys.float_info.max
+# Hotter than any thermometer reads (the sun's surface is ~5,500 °C), and small enough that
+# no rollup sum of a device's readings can overflow a double.
+MAX_TEMPERATURE_C = 10_000.0
+# seq is stored as a signed 64-bit integer (BIGINT).
+MAX_SEQ = 2**63 - 1
 REQUIRED_FIELDS = ("v", "device_id", "ts", "temperature", "latitude", "longitude")
+# [0-9] and [a-f], not \d or IGNORECASE: only ASCII, only lower case, so no two spellings of one
+# device (upper case, full-width digits) can ever be stored as two devices or merged into one.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# RFC 3339 section 5.6 (T and Z may be lower case); fractions up to nanoseconds. Python's own
+# fromisoformat also takes ISO week dates, basic format and missing seconds, so this gates it.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+OLDEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_AHEAD = timedelta(days=1)
+
+
+class Window(NamedTuple):
+    """The timestamps a receiver accepts: none before `oldest`, none more than `ahead` past
+    its own clock (a sensor whose clock ran off must not move a device's detector to 2099)."""
+
+    oldest: datetime = OLDEST_TS
+    ahead: timedelta = MAX_CLOCK_AHEAD
+
+    def bounds(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """(earliest, latest) accepted at `now` (default: the clock)."""
+        return self.oldest, (now or datetime.now(UTC)) + self.ahead
+
+
+DEFAULT_WINDOW = Window()
 
 
 class Reading(NamedTuple):
@@ -70,8 +97,14 @@ def encode(reading: Reading) -> bytes:
     return orjson.dumps(body)
 
 
-def decode(data: bytes) -> Reading:
-    """Parse and validate one message; DecodeError says precisely why it is not a reading."""
+def decode(data: bytes, window: Window = DEFAULT_WINDOW, now: datetime | None = None) -> Reading:
+    """Parse and validate one message; DecodeError says precisely why it is not a reading.
+
+    `ts` must fall in `window` as seen at `now` (default: the clock)."""
+    return _decode(data, *window.bounds(now))
+
+
+def _decode(data: bytes, earliest: datetime, latest: datetime) -> Reading:
     if len(data) > MAX_MESSAGE_BYTES:
         raise DecodeError(f"message is {len(data)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
     try:
@@ -86,11 +119,11 @@ def decode(data: bytes) -> Reading:
     version = body["v"]
     if type(version) is not int or version != SCHEMA_VERSION:
         raise DecodeError(
-            f"unknown schema version {version!r} (this ingest reads v{SCHEMA_VERSION})"
+            f"unknown schema version {_show(version)} (this ingest reads v{SCHEMA_VERSION})"
         )
     return Reading(
         device_id=_device_id(body["device_id"]),
-        ts=_timestamp(body["ts"]),
+        ts=_timestamp(body["ts"], earliest, latest),
         temperature=_temperature(body["temperature"]),
         latitude=_coordinate("latitude", body["latitude"], 90.0),
         longitude=_coordinate("longitude", body["longitude"], 180.0),
@@ -98,14 +131,17 @@ def decode(data: bytes) -> Reading:
     )
 
 
-def decode_many(messages: Iterable[bytes]) -> list[Reading | DecodeError]:
+def decode_many(
+    messages: Iterable[bytes], window: Window = DEFAULT_WINDOW, now: datetime | None = None
+) -> list[Reading | DecodeError]:
     """decode() over many messages: for each, its Reading or the DecodeError saying why not.
 
     The answers are decode()'s own (a property test holds them equal); only the cost differs.
     A message in the sensors' own form (float values, a canonical UUID) is checked inline, and
     each timestamp and device id is parsed once per call: a fleet's tick shares one timestamp.
-    Anything else, valid or not, goes through decode().
+    Anything else, valid or not, goes through decode(), with the same window at the same `now`.
     """
+    earliest, latest = window.bounds(now)
     stamps: dict[str, datetime] = {}
     devices: set[str] = set()
     out: list[Reading | DecodeError] = []
@@ -128,19 +164,22 @@ def decode_many(messages: Iterable[bytes]) -> list[Reading | DecodeError]:
                 and version == SCHEMA_VERSION
                 and type(device) is str
                 and (device in devices or _known(device, devices))
-                and (when is not None or (when := _known_stamp(ts, stamps)) is not None)
+                and (
+                    when is not None
+                    or (when := _known_stamp(ts, stamps, earliest, latest)) is not None
+                )
                 and type(t) is float
-                and ABSOLUTE_ZERO_C <= t <= _LARGEST  # also false for nan
+                and ABSOLUTE_ZERO_C <= t <= MAX_TEMPERATURE_C  # also false for nan
                 and type(lat) is float
                 and -90.0 <= lat <= 90.0
                 and type(lon) is float
                 and -180.0 <= lon <= 180.0
-                and (seq is None or (type(seq) is int and seq >= 0))
+                and (seq is None or (type(seq) is int and 0 <= seq <= MAX_SEQ))
             ):
                 out.append(Reading(device, when, t, lat, lon, seq))
                 continue
         try:
-            out.append(decode(data))
+            out.append(_decode(data, earliest, latest))
         except DecodeError as exc:
             out.append(exc)
     return out
@@ -154,23 +193,34 @@ def _known(device: str, devices: set[str]) -> bool:
     return False
 
 
-def _known_stamp(ts: object, stamps: dict[str, datetime]) -> datetime | None:
+def _known_stamp(
+    ts: object, stamps: dict[str, datetime], earliest: datetime, latest: datetime
+) -> datetime | None:
     """`ts` parsed (and remembered in `stamps`), or None if it is not a valid timestamp."""
     if type(ts) is not str:
         return None
     try:
-        when = stamps[ts] = _timestamp(ts)
+        when = stamps[ts] = _timestamp(ts, earliest, latest)
     except DecodeError:
         return None
     return when
 
 
+def _show(value: object, limit: int = 64) -> str:
+    """A value for a reason: ASCII only (any database charset takes it), and short."""
+    text = ascii(value[:limit] if isinstance(value, str) else value)
+    return text if len(text) <= limit + 2 else text[:limit] + "..."
+
+
 def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DecodeError(f"{name} must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
     if not math.isfinite(number):
-        raise DecodeError(f"{name} must be finite, got {value!r}")
+        raise DecodeError(f"{name} must be finite, got {_show(value)}")
     return number
 
 
@@ -178,6 +228,11 @@ def _temperature(value: object) -> float:
     temperature = _number("temperature", value)
     if temperature < ABSOLUTE_ZERO_C:
         raise DecodeError(f"temperature {temperature} is below absolute zero")
+    if temperature > MAX_TEMPERATURE_C:
+        raise DecodeError(
+            f"temperature {temperature} is above {MAX_TEMPERATURE_C:g}, "
+            "hotter than any sensor reads"
+        )
     return temperature
 
 
@@ -192,28 +247,44 @@ def _device_id(value: object) -> str:
     if not isinstance(value, str):
         raise DecodeError(f"device_id must be a UUID string, got {type(value).__name__}")
     if _CANONICAL_UUID.fullmatch(value):
-        return value  # already what str(uuid.UUID(value)) would give, at a tenth of the cost
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise DecodeError(f"device_id {value[:64]!r} is not a UUID") from None
+        return value
+    # Never normalised: an upper-case or braced spelling is another publisher's bug to fix,
+    # and accepting it would merge two spellings into one device.
+    raise DecodeError(
+        f"device_id {_show(value)} is not a canonical UUID "
+        "(lower-case hex, 8-4-4-4-12, e.g. 6b4fa32e-a7f5-4ec2-8820-6581468ef36b)"
+    )
 
 
-def _timestamp(value: object) -> datetime:
+def _timestamp(value: object, earliest: datetime, latest: datetime) -> datetime:
     if not isinstance(value, str):
         raise DecodeError(f"ts must be an RFC 3339 string, got {type(value).__name__}")
+    if not _RFC3339.fullmatch(value):
+        raise DecodeError(
+            f"ts {_show(value)} is not an RFC 3339 timestamp "
+            "(YYYY-MM-DDTHH:MM:SS[.fff]Z or with a +HH:MM offset)"
+        )
     try:
-        ts = datetime.fromisoformat(value)
+        # T and Z may come in lower case; fromisoformat takes only upper.
+        lower = value[10] == "t" or value[-1] == "z"
+        ts = datetime.fromisoformat(value.upper() if lower else value)
     except ValueError:
-        raise DecodeError(f"ts {value[:64]!r} is not an RFC 3339 timestamp") from None
-    if ts.tzinfo is None or "T" not in value.upper():
-        raise DecodeError(f"ts {value[:64]!r} must be RFC 3339 with a UTC offset, e.g. ...Z")
-    return to_millis(ts)
+        raise DecodeError(f"ts {_show(value)} is not a valid date and time") from None
+    if ts < earliest:
+        raise DecodeError(f"ts {_show(value)} is before {format_ts(earliest)}, the oldest accepted")
+    if ts > latest:
+        raise DecodeError(
+            f"ts {_show(value)} is after {format_ts(latest)}, too far ahead of the receiver's clock"
+        )
+    try:
+        return to_millis(ts)
+    except OverflowError:  # only with a window reaching year 1 or 9999
+        raise DecodeError(f"ts {_show(value)} is out of range in UTC") from None
 
 
 def _seq(value: object) -> int | None:
     if value is None:
         return None
-    if type(value) is not int or value < 0:
-        raise DecodeError(f"seq must be a non-negative integer, got {value!r}")
+    if type(value) is not int or not 0 <= value <= MAX_SEQ:
+        raise DecodeError(f"seq must be an integer from 0 to {MAX_SEQ}, got {_show(value)}")
     return value

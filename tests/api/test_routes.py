@@ -56,6 +56,8 @@ def day_and_month(repo: Repository) -> tuple[str, str]:
     """The original scripts' DAY(time) and MONTH(time), spelled for this database."""
     if repo.dialect == "sqlite":
         return "CAST(strftime('%d', time) AS INTEGER)", "CAST(strftime('%m', time) AS INTEGER)"
+    if repo.dialect == "postgresql":
+        return "EXTRACT(DAY FROM time)", "EXTRACT(MONTH FROM time)"
     return "DAY(time)", "MONTH(time)"
 
 

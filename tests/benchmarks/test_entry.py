@@ -21,8 +21,8 @@ def test_bench_without_the_repository_says_so_in_one_line_with_status_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     # As after `pip install weatherpipe`: the package sits in site-packages, no checkout beside.
-    installed = tmp_path / "lib" / "site-packages" / "weatherpipe" / "cli.py"
-    monkeypatch.setattr(cli, "__file__", str(installed))
+    installed = tmp_path / "lib" / "site-packages" / "weatherpipe" / "cli" / "tools.py"
+    monkeypatch.setattr(cli.tools, "__file__", str(installed))
     monkeypatch.setattr(
         sys, "path", [p for p in sys.path if not (Path(p or ".") / "benchmarks").is_dir()]
     )

@@ -158,20 +158,31 @@ def test_publish_many_of_1000_messages_all_arrive(bus_factory: BusFactory) -> No
     run(scenario())
 
 
+# Which backends report a backlog: a backend that starts (or stops) doing so must change this.
+REPORTS_LAG = {"memory": True, "nats": True, "mqtt": False, "pubsub": False}
+
+
 def test_lag_counts_waiting_messages_where_the_broker_reports_it(
     bus_factory: BusFactory,
 ) -> None:
+    async def until_lag(bus: Bus, wanted: int) -> None:
+        # The broker may count a publish or apply an ack a moment later (NATS does).
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while (lag := await bus.lag()) != wanted:
+            assert time.monotonic() < deadline, f"lag {lag}, expected {wanted}"
+            await asyncio.sleep(0.05)
+
     async def scenario() -> None:
         async with bus_factory() as bus:
             await bus.publish_many([(b"x", None)] * 5)
-            lag = await bus.lag()
-            assert lag is None or lag == 5
+            if not REPORTS_LAG[bus.scheme]:
+                assert await bus.lag() is None
+                await pull_until(bus, 5)
+                assert await bus.lag() is None
+                return
+            await until_lag(bus, 5)
             await pull_until(bus, 5)
-            # The broker may apply acks a moment after it received them (NATS does).
-            deadline = time.monotonic() + DEADLINE_SECONDS
-            while (lag := await bus.lag()) not in (None, 0):
-                assert time.monotonic() < deadline, f"lag still {lag} after every ack"
-                await asyncio.sleep(0.05)
+            await until_lag(bus, 0)
 
     run(scenario())
 

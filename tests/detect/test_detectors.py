@@ -29,8 +29,8 @@ def onsets(name: str, ts: list[float], values: list[float]) -> list[float]:
     return [t for t, v in zip(ts, verdicts, strict=True) if v.is_anomaly]
 
 
-def test_default_is_sentinel_and_unknown_names_fail_clearly() -> None:
-    assert type(create_detector("default")) is type(create_detector("sentinel"))
+def test_default_is_vigil_and_unknown_names_fail_clearly() -> None:
+    assert type(create_detector("default")) is type(create_detector("vigil"))
     with pytest.raises(ConfigError, match="unknown detector"):
         create_detector("nope")
 
@@ -162,7 +162,7 @@ def test_onsets_carry_a_valid_kind_and_severity_and_other_rows_none(
     name: str, stream: tuple[list[float], list[float]]
 ) -> None:
     for v in create_detector(name).process_many(*stream):
-        if v.is_anomaly and v.kind:  # sentinel (kept for comparison) gives no kind
+        if v.is_anomaly:
             assert v.kind in KINDS and v.severity in SEVERITIES
         elif not v.is_anomaly:
             assert v.kind == "" and v.severity == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -74,8 +75,8 @@ def noisy(n: int) -> list[float]:
 
 def flags(repo: Repository, device: str) -> int:
     with repo.engine.connect() as conn:
-        sql = "SELECT COUNT(*) FROM readings WHERE is_anomaly = 1 AND device_id = :d"
-        return int(conn.execute(text(sql), {"d": device}).scalar() or 0)
+        sql = "SELECT COUNT(*) FROM readings WHERE is_anomaly = :t AND device_id = :d"
+        return int(conn.execute(text(sql), {"d": device, "t": True}).scalar() or 0)
 
 
 def test_a_device_with_fewer_false_alarms_a_day_gets_fewer_flags(repo: Repository) -> None:
@@ -152,3 +153,25 @@ def test_the_cli_sets_and_clears_a_devices_sensitivity(sqlite_repo: Repository) 
     assert sqlite_repo.sensitivity_overrides() == {}
     result = run(app, ["devices", "sensitivity", DEVICE_B, "1", "--database-url", url])
     assert isinstance(result.exception, ConfigError) and "no device" in str(result.exception)
+
+
+def heavy_tailed(n: int, seed: int = 7) -> list[float]:
+    """A slow daily-ish swing with 0.1 °C noise, one reading in a hundred five times as loud,
+    quantised to 0.01 °C: normal weather for a cheap sensor, nothing to flag."""
+    rng = random.Random(seed)
+    return [
+        round(10 + 2 * math.sin(i / 3600) + rng.gauss(0, 0.1) * (1 + 4 * (rng.random() < 0.01)), 2)
+        for i in range(n)
+    ]
+
+
+def test_the_default_detector_flags_less_where_fewer_false_alarms_are_wanted(
+    repo: Repository,
+) -> None:
+    # Two hours of the same noisy stream on two devices; everything flagged is a false alarm.
+    for device in (DEVICE_A, DEVICE_B):
+        repo.store_batch(series(heavy_tailed(7200), device, start=START))
+    repo.set_sensitivity(DEVICE_B, 0.001)
+    DetectionJob(repo, "default", settle_seconds=0, false_alarms_per_day=1000).run_once()
+    assert flags(repo, DEVICE_A) >= 10
+    assert flags(repo, DEVICE_B) <= flags(repo, DEVICE_A) // 4

@@ -24,6 +24,13 @@ T = TypeVar("T")
 NATS_SERVER = "/usr/sbin/nats-server"
 MARIADBD = "/usr/sbin/mariadbd"
 MARIADB_INSTALL = "/usr/bin/mariadb-install-db"
+# The time bounds this suite asserts (docs/reliability.md, "Time bounds"). Only STOP_SECONDS is
+# a promise (SIGTERM: 8 s of grace, then SIGKILL); the others are generous bounds, many times
+# the measured figures, so that a busy shared 2-core machine does not fail a correct pipeline.
+# The suite's correctness checks are counts (stored once, acked, dead letters), never times.
+STOP_SECONDS = 10.0
+RESUME_SECONDS = 30.0  # database back -> ingest acking again (measured 1.7-2.1 s)
+STALL_SECONDS = 30.0  # longest time without stored progress while draining (measured <= 0.6 s)
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import StartStage
-from .harness import Consumer, Database, PrivateMariaDB, Report, wait_for
+from .harness import RESUME_SECONDS, Consumer, Database, PrivateMariaDB, Report, wait_for
 
 OUTAGE_SECONDS = 15.0
 DEVICES = 50
@@ -62,10 +62,11 @@ def test_ingest_waits_out_a_database_outage_without_acking_and_loses_nothing(
 
     report["database_start_seconds"] = private_mariadb.start()
     back = time.monotonic()
-    wait_for(lambda: shared_nats.pending()[2] > floor_late, 30, "ingest acking again", 0.05)
+    wait_for(
+        lambda: shared_nats.pending()[2] > floor_late, RESUME_SECONDS, "ingest acking again", 0.05
+    )
     resumed = time.monotonic() - back
     assert ingest.running(), ingest.log()
-    assert resumed < 10.0
 
     time.sleep(2.0)  # readings keep flowing after the outage too
     report["sensors_stop_seconds"] = sensors.terminate()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .conftest import StartStage
-from .harness import Consumer, Database, Report, Stage, free_port, wait_for
+from .harness import STOP_SECONDS, Consumer, Database, Report, Stage, free_port, wait_for
 
 STAGES = ("sensors", "ingest", "detect", "api")
 
@@ -85,7 +85,7 @@ def test_a_killed_stage_is_restarted_and_sigterm_stops_every_child(
     children = [pid for stage_pids in started_pids(up).values() for pid in stage_pids]
     report["stop_seconds"] = up.terminate()
     assert up.process.returncode == 0, up.log()
-    assert report.values["stop_seconds"] < 10
+    assert report.values["stop_seconds"] < STOP_SECONDS
     assert not any(alive(pid) for pid in children)
     report["restart_reason_logged"] = why[0]["message"]
     report.write()

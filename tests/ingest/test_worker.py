@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -23,10 +24,11 @@ async def drain(bus: Bus, repo: Repository, **options: object) -> IngestWorker:
     worker = IngestWorker(bus, repo, batch_seconds=0.05, **options)  # type: ignore[arg-type]
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    for _ in range(400):
-        await asyncio.sleep(0.01)
-        if await bus.lag() == 0 and worker.stats.received >= 1 and not task.done():
+    deadline = time.monotonic() + 10  # the callers' assertions say what was not drained
+    while time.monotonic() < deadline and not task.done():
+        if await bus.lag() == 0 and worker.stats.received >= 1:
             break
+        await asyncio.sleep(0.01)
     stop.set()
     await task
     return worker
@@ -138,7 +140,10 @@ def test_stopping_while_the_database_is_down_hands_the_batch_back(repo: Reposito
             worker = IngestWorker(bus, flaky, batch_seconds=0.01)
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(stop))
-            await asyncio.sleep(0.3)
+            deadline = time.monotonic() + 10
+            while flaky.failures > 10**6 - 2:  # the batch failed at least twice: it is held
+                assert time.monotonic() < deadline, "the worker never tried to write"
+                await asyncio.sleep(0.01)
             stop.set()
             await asyncio.wait_for(task, timeout=10)
             return await bus.lag()
@@ -153,11 +158,17 @@ def test_batches_are_bounded_by_size(sqlite_repo: Repository, batch_size: int) -
         async with create_bus("memory://") as bus:
             for r in series([float(i) for i in range(50)]):
                 await bus.publish(encode(r))
-            return await drain(bus, sqlite_repo, batch_size=batch_size)
+            return await drain(bus, sqlite_repo, batch_size=batch_size, on_batch=on_batch)
+
+    sizes: list[int] = []
+
+    def on_batch(result: BatchResult, _elapsed: float) -> None:
+        sizes.append(result.stored + result.duplicates + result.dead)
 
     worker = asyncio.run(scenario())
-    assert worker.stats.stored == 50
-    assert worker.stats.batches >= -(-50 // batch_size)
+    assert worker.stats.stored == 50 and sum(sizes) == 50
+    assert max(sizes) <= batch_size
+    assert worker.stats.batches == len(sizes) >= -(-50 // batch_size)
 
 
 def test_concurrent_writers_store_each_reading_once(repo: Repository) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from html import escape
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
 
 TOKEN_COOKIE = "weatherpipe_token"
 LOGIN_PATH = "/login"
@@ -36,14 +36,17 @@ def _matches(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def login_page(problem: str = "", status_code: int = 200) -> HTMLResponse:
-    note = f'<p class="problem" role="alert">{escape(problem)}</p>' if problem else ""
-    return HTMLResponse(LOGIN_PAGE.replace("{{problem}}", note), status_code=status_code)
+def login_page(request: Request, problem: str = "", status_code: int = 200) -> HTMLResponse:
+    """templates/login.html, with a problem to show (or none)."""
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, "login.html", {"problem": problem}, status_code=status_code
+    )
 
 
 @router.get(LOGIN_PATH, include_in_schema=False)
-async def login_form() -> HTMLResponse:
-    return login_page()
+async def login_form(request: Request) -> HTMLResponse:
+    return login_page(request)
 
 
 @router.post(LOGIN_PATH, include_in_schema=False)
@@ -56,7 +59,7 @@ async def login(request: Request) -> Response:
     if expected is None:
         return RedirectResponse("/", status_code=303)
     if not _matches(given, expected):
-        return login_page("Wrong token.", status_code=401)
+        return login_page(request, "Wrong token.", status_code=401)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         TOKEN_COOKIE,
@@ -78,7 +81,7 @@ def guarded(token: str) -> Callable[[Request, Endpoint], Awaitable[Response]]:
         if _matches(presented_token(request), token):
             return await call_next(request)
         if request.url.path == "/" and request.method == "GET":
-            page = login_page("", status_code=401)
+            page = login_page(request, status_code=401)
             page.headers["WWW-Authenticate"] = "Bearer"
             return page
         return JSONResponse(
@@ -88,14 +91,3 @@ def guarded(token: str) -> Callable[[Request, Endpoint], Awaitable[Response]]:
         )
 
     return middleware
-
-
-LOGIN_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>weatherpipe: sign in</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><main><h1>weatherpipe</h1>
-<p>This server needs its access token (WEATHERPIPE_API_TOKEN).</p>{{problem}}
-<form method="post" action="/login" id="login-form">
-<label>Token <input type="password" name="token" autocomplete="current-password" required></label>
-<button>Sign in</button></form></main></body></html>
-"""

@@ -8,13 +8,12 @@ from typing import Any
 from weatherpipe.detect.base import Detector, Verdict
 from weatherpipe.detect.kmeans import KMeansMinuteDetector
 from weatherpipe.detect.robust import RobustZDetector
-from weatherpipe.detect.sentinel import SentinelDetector, SentinelNabDetector
+from weatherpipe.detect.vigil import VigilDetector
 from weatherpipe.errors import ConfigError
 
 DETECTORS: dict[str, Callable[..., Detector]] = {
-    "default": SentinelDetector,
-    "sentinel": SentinelDetector,
-    "sentinel-nab": SentinelNabDetector,
+    "default": VigilDetector,
+    "vigil": VigilDetector,
     "kmeans-minute": KMeansMinuteDetector,
     "robust-z": RobustZDetector,
 }

@@ -54,8 +54,9 @@ class RobustZDetector(Detector):
         above = score >= 1.0 - math.exp(-1.0)
         onset = above and not self.alarm
         self.alarm = above
+        kind = "spike" if value >= self.mean else "dip"
         self.learn_one(ts, value)
-        return Verdict(score, onset)
+        return Verdict(score, True, kind, "low") if onset else Verdict(score, False)
 
     @property
     def warming_up(self) -> bool:

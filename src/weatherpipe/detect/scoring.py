@@ -163,3 +163,85 @@ def event_counts(
             false_positives += 1
     hits = sum(caught)
     return EventCounts(hits, len(spans) - hits, false_positives)
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """A labelled window: its span in epoch seconds and its kind ("" when the labels have none)."""
+
+    start: float
+    end: float
+    kind: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteEvents:
+    """The independent event rule's tallies for one stream (or a sum of streams).
+
+    A window is caught when an onset falls inside it; every distinct clock minute holding an
+    onset outside all windows is one false alarm; normal time is the stream's span outside
+    every window.
+    """
+
+    caught: dict[str, int]
+    total: dict[str, int]
+    false_alarms: int
+    normal_seconds: float
+
+    def __add__(self, other: MinuteEvents) -> MinuteEvents:
+        kinds = set(self.total) | set(other.total)
+        return MinuteEvents(
+            {k: self.caught.get(k, 0) + other.caught.get(k, 0) for k in kinds},
+            {k: self.total.get(k, 0) + other.total.get(k, 0) for k in kinds},
+            self.false_alarms + other.false_alarms,
+            self.normal_seconds + other.normal_seconds,
+        )
+
+    @property
+    def counts(self) -> EventCounts:
+        hits = sum(self.caught.values())
+        return EventCounts(hits, sum(self.total.values()) - hits, self.false_alarms)
+
+    @property
+    def false_alarms_per_day(self) -> float:
+        """False alarms per device-day of normal time."""
+        days = self.normal_seconds / 86_400.0
+        return self.false_alarms / days if days > 0 else 0.0
+
+
+NO_EVENTS = MinuteEvents({}, {}, 0, 0.0)
+
+
+def minute_events(
+    windows: Sequence[Labelled], onsets: Sequence[float], first: float, last: float
+) -> MinuteEvents:
+    """Score onset times against labelled windows of a stream spanning [first, last]."""
+    spans = sorted(windows, key=lambda w: w.start)
+    starts = [w.start for w in spans]
+    caught = [False] * len(spans)
+    minutes: set[int] = set()
+    for t in onsets:
+        inside = False
+        # Windows may overlap: look back over every window that starts at or before t.
+        for k in range(bisect.bisect_right(starts, t) - 1, -1, -1):
+            if spans[k].start <= t <= spans[k].end:
+                caught[k] = inside = True
+        if not inside:
+            minutes.add(math.floor(t / 60.0))
+    hits: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for w, hit in zip(spans, caught, strict=True):
+        total[w.kind] = total.get(w.kind, 0) + 1
+        hits[w.kind] = hits.get(w.kind, 0) + hit
+    return MinuteEvents(hits, total, len(minutes), _normal_seconds(spans, first, last))
+
+
+def _normal_seconds(spans: Sequence[Labelled], first: float, last: float) -> float:
+    """The stream's span outside the union of its windows."""
+    covered, reach = 0.0, first
+    for w in spans:
+        a, b = max(w.start, reach), min(w.end, last)
+        if b > a:
+            covered += b - a
+            reach = b
+    return max(last - first - covered, 0.0)

@@ -1,15 +1,28 @@
-"""The ingest worker: pull, decode, batch, insert in one transaction, ack only after commit."""
+"""The ingest worker: pull, decode, batch, insert in one transaction, ack only after commit.
+
+A batch the database refuses (a value out of range, a constraint) is split in halves until the
+refused messages are found; they become dead letters with the database's reason and the rest
+is stored, so one hostile message never blocks its neighbours.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from weatherpipe.bus.base import Bus, Message
-from weatherpipe.errors import BusError, BusUnavailable, DecodeError, StorageUnavailable
+from weatherpipe.errors import (
+    BusError,
+    BusUnavailable,
+    DecodeError,
+    StorageError,
+    StorageRefused,
+    StorageUnavailable,
+)
+from weatherpipe.ingest.refusals import bare, dead_letter
 from weatherpipe.lifecycle import pause
 from weatherpipe.reading import Reading, decode_many
 from weatherpipe.storage.ingest import ReadingSink
@@ -21,6 +34,26 @@ QUIET_SECONDS = 0.05
 
 # Returns why a message must be refused (e.g. a bad signature), or None to accept it.
 Verifier = Callable[[Message], str | None]
+# For each message, its Reading or why it is not one (reading.decode_many with a window).
+Decoder = Callable[[list[bytes]], list[Reading | DecodeError]]
+# What a batch is split into when the database refuses it: a reading with its message, or a
+# dead letter.
+Item = tuple[Reading, Message] | DeadLetter
+
+
+@dataclass(slots=True)
+class Batch:
+    """A pulled batch: each message's reading or dead letter, and the readings' writes
+    rendered ahead (None when rendering refused a value: the batch is then split)."""
+
+    messages: list[Message]
+    readings: list[Reading]
+    sources: list[Message]  # the message of each reading
+    dead: list[DeadLetter]
+    prepared: Prepared | None
+
+    def items(self) -> list[Item]:
+        return [*zip(self.readings, self.sources, strict=True), *self.dead]
 
 
 @dataclass
@@ -46,6 +79,7 @@ class IngestWorker:
         writers: int = 1,
         verifier: Verifier | None = None,
         on_batch: Callable[[BatchResult, float], None] | None = None,
+        decoder: Decoder = decode_many,
     ) -> None:
         self.bus = bus
         self.repo = repo
@@ -54,6 +88,7 @@ class IngestWorker:
         self.verifier = verifier
         self.on_batch = on_batch
         self.writers = writers
+        self.decoder = decoder
         self.stats = IngestStats()
 
     async def run(self, stop: asyncio.Event) -> IngestStats:
@@ -61,7 +96,8 @@ class IngestWorker:
 
         Batches overlap: while up to `writers` are written (each in a thread and a transaction
         of its own, waiting on the database) the next is pulled, decoded and rendered. Each is
-        acked only after its own commit, so they may commit in any order.
+        acked only after its own commit, so they may commit in any order. A write that fails
+        for good is logged when it fails and stops the worker at its next turn.
         """
         backoff = 0.1
         storing: set[asyncio.Task[None]] = set()
@@ -76,12 +112,15 @@ class IngestWorker:
                     continue
                 backoff = 0.1
                 batch = self.prepare(messages) if messages else None
+                for task in [t for t in storing if t.done()]:
+                    storing.discard(task)
+                    task.result()  # a write that failed for good stops the worker
                 while len(storing) >= self.writers:
                     done, storing = await asyncio.wait(storing, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
-                        task.result()  # a write that failed for good stops the worker
+                        task.result()
                 if batch is not None:
-                    storing.add(asyncio.create_task(self._store(messages, *batch, stop)))
+                    storing.add(asyncio.create_task(self._store(batch, stop)))
                     # Let it start writing before the next batch fills: a bus with messages
                     # ready (the in-process one) answers pulls without ever yielding.
                     await asyncio.sleep(0)
@@ -112,9 +151,10 @@ class IngestWorker:
             messages.extend(more)
         return messages
 
-    def split(self, messages: list[Message]) -> tuple[list[Reading], list[DeadLetter]]:
-        """Readings, and dead letters for every message that is not one (with the reason)."""
-        good: list[Reading] = []
+    def prepare(self, messages: list[Message]) -> Batch:
+        """Each message's reading or dead letter (with the reason), the readings rendered."""
+        readings: list[Reading] = []
+        sources: list[Message] = []
         dead: list[DeadLetter] = []
         accepted = messages
         if self.verifier is not None:
@@ -124,54 +164,127 @@ class IngestWorker:
                 if refusal is None:
                     accepted.append(message)
                 else:
-                    dead.append(DeadLetter(message.data, refusal, message.attributes))
-        decoded = decode_many([message.data for message in accepted])
+                    dead.append(dead_letter(message, refusal))
+        decoded = self.decoder([message.data for message in accepted])
         for message, result in zip(accepted, decoded, strict=True):
             if isinstance(result, DecodeError):
-                dead.append(DeadLetter(message.data, result.reason, message.attributes))
+                dead.append(dead_letter(message, result.reason))
             else:
-                good.append(result)
-        return good, dead
+                readings.append(result)
+                sources.append(message)
+        return Batch(messages, readings, sources, dead, self._render_ahead(readings))
 
-    def prepare(self, messages: list[Message]) -> tuple[Prepared, list[DeadLetter]]:
-        """The batch's readings rendered for their transaction, and its dead letters."""
-        readings, dead = self.split(messages)
-        return self.repo.prepare(readings), dead
+    def _render(self, readings: list[Reading]) -> Prepared:
+        try:
+            return self.repo.prepare(readings)
+        except (ValueError, OverflowError) as exc:  # a value SQL cannot hold
+            raise StorageRefused(f"cannot be written as SQL: {exc}") from exc
+
+    def _render_ahead(self, readings: list[Reading]) -> Prepared | None:
+        try:
+            return self._render(readings)
+        except StorageRefused:
+            return None  # _write_batch renders again, to split the batch around the value
 
     async def handle(self, messages: list[Message], stop: asyncio.Event) -> None:
         """Store one batch (retrying while the database is down), then ack it."""
-        await self._store(messages, *self.prepare(messages), stop)
+        await self._store(self.prepare(messages), stop)
 
-    async def _store(
-        self,
-        messages: list[Message],
-        readings: Prepared,
-        dead: list[DeadLetter],
-        stop: asyncio.Event,
-    ) -> None:
+    async def _store(self, batch: Batch, stop: asyncio.Event) -> None:
         started = time.monotonic()
-        backoff = 0.2
-        while True:
-            try:
-                result = await asyncio.to_thread(self.repo.store_batch, readings, dead)
-                break
-            except StorageUnavailable as exc:
-                if stop.is_set():
-                    log.warning(
-                        "stopping with the database down; %d messages stay unacked", len(messages)
-                    )
-                    await self._nack(messages)
-                    return
-                log.warning("database unavailable (%s); retrying in %.1fs", exc, backoff)
-                await pause(backoff, stop)
-                backoff = min(backoff * 2, MAX_BACKOFF)
         try:
-            await self.bus.ack(messages)
+            result = await self._write_batch(batch, stop)
+        except Exception as exc:
+            log.error("writing a batch of %d messages failed: %s", len(batch.messages), exc)
+            raise
+        if result is None:
+            log.warning(
+                "stopping with the database down; %d messages stay unacked", len(batch.messages)
+            )
+            await self._nack(batch.messages)
+            return
+        try:
+            await self.bus.ack(batch.messages)
         except BusError as exc:
             # Stored already: the broker will redeliver and the key will drop the copies.
             log.warning("ack failed after commit (%s); expect redelivered duplicates", exc)
-        elapsed = time.monotonic() - started
-        self._count(len(messages), result, elapsed)
+        self._count(len(batch.messages), result, time.monotonic() - started)
+
+    async def _write_batch(self, batch: Batch, stop: asyncio.Event) -> BatchResult | None:
+        """The batch stored whole, or split around what the database refuses; None if the
+        worker was stopped while the database was down."""
+        try:
+            prepared = batch.prepared or self._render(batch.readings)
+            return await self._write(prepared, batch.dead, stop)
+        except StorageRefused as exc:
+            refused = exc
+        log.warning(
+            "the database refused a batch of %d messages (%s); splitting it to find the "
+            "refused ones",
+            len(batch.messages),
+            refused.reason,
+        )
+        items = batch.items()
+        if len(items) == 1:
+            return await self._dead_letter(items[0], refused.reason, stop)
+        return await self._split(items, stop)
+
+    async def _split(self, items: Sequence[Item], stop: asyncio.Event) -> BatchResult | None:
+        """Store `items` in two halves, each split again while refused, down to the single
+        messages the database refuses: those become dead letters with its reason."""
+        total = BatchResult(0, 0, 0)
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            readings = [item[0] for item in half if isinstance(item, tuple)]
+            dead = [item for item in half if isinstance(item, DeadLetter)]
+            try:
+                result = await self._write(self._render(readings), dead, stop)
+            except StorageRefused as exc:
+                if len(half) == 1:
+                    result = await self._dead_letter(half[0], exc.reason, stop)
+                else:
+                    result = await self._split(half, stop)
+            if result is None:
+                return None
+            total = BatchResult(
+                total.stored + result.stored,
+                total.duplicates + result.duplicates,
+                total.dead + result.dead,
+            )
+        return total
+
+    async def _dead_letter(
+        self, item: Item, reason: str, stop: asyncio.Event
+    ) -> BatchResult | None:
+        """One message the database refused (`reason`), written as a dead letter."""
+        if isinstance(item, DeadLetter):
+            letter = bare(item, f"{item.reason}; the database refused this dead letter: {reason}")
+        else:
+            letter = dead_letter(item[1], f"refused by the database: {reason}")
+        log.warning("dead-lettered a message the database refuses: %s", letter.reason)
+        empty = self._render([])
+        try:
+            return await self._write(empty, [letter], stop)
+        except StorageRefused as exc:
+            try:
+                return await self._write(empty, [bare(letter, letter.reason)], stop)
+            except StorageRefused:
+                raise StorageError(f"the database refuses even a bare dead letter: {exc}") from exc
+
+    async def _write(
+        self, prepared: Prepared, dead: Sequence[DeadLetter], stop: asyncio.Event
+    ) -> BatchResult | None:
+        """One transaction, retried while the database is unavailable; None if stopped."""
+        backoff = 0.2
+        while True:
+            try:
+                return await asyncio.to_thread(self.repo.store_batch, prepared, dead)
+            except StorageUnavailable as exc:
+                if stop.is_set():
+                    return None
+                log.warning("database unavailable (%s); retrying in %.1fs", exc, backoff)
+                await pause(backoff, stop)
+                backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _count(self, received: int, result: BatchResult, elapsed: float) -> None:
         s = self.stats

@@ -9,12 +9,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from weatherpipe.errors import StorageError, StorageUnavailable
+from weatherpipe.errors import StorageError, StorageRefused, StorageUnavailable
 from weatherpipe.storage.dialects import load
 from weatherpipe.storage.dialects.base import Dialect
 from weatherpipe.storage.engine import create_db_engine
+from weatherpipe.storage.faults import Fault, message
 from weatherpipe.storage.rows import plain_rows
 
 log = logging.getLogger(__name__)
@@ -38,24 +39,26 @@ class Database:
         self.engine.dispose()
 
     def run(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one transaction; translate driver errors, retry deadlocks."""
+        """Run `work` in one transaction; retry deadlocks; translate driver errors by what the
+        dialect says they mean: unavailable, refused data (StorageRefused), or neither."""
         for attempt in range(RETRIES):
             try:
                 with self.engine.begin() as conn:
                     return work(conn)
-            except IntegrityError:
-                raise
-            except OperationalError as exc:
-                if self.dialect.is_lock_conflict(exc) and attempt < RETRIES - 1:
+            except DBAPIError as exc:
+                fault = self.dialect.fault(exc)
+                if fault is Fault.DUPLICATE:
+                    raise  # the ingest store writes the batch again without the stored keys
+                if fault is Fault.CONFLICT and attempt < RETRIES - 1:
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                raise StorageUnavailable(f"database unavailable: {_first_line(exc)}") from exc
-            except DBAPIError as exc:
-                if exc.connection_invalidated:
-                    raise StorageUnavailable(
-                        f"database connection lost: {_first_line(exc)}"
-                    ) from exc
+                if fault is Fault.DATA:
+                    raise StorageRefused(message(exc)) from exc
+                if fault in (Fault.CONFLICT, Fault.UNAVAILABLE):
+                    raise StorageUnavailable(f"database unavailable: {_first_line(exc)}") from exc
                 raise StorageError(_first_line(exc)) from exc
+            except OverflowError as exc:  # sqlite3 binds integers of 64 bits at most
+                raise StorageRefused(str(exc)) from exc
         raise AssertionError("unreachable")
 
     def ping(self) -> None:

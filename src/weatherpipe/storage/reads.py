@@ -59,7 +59,8 @@ class ReadStore(Store):
         values = {k: params.get(k) for k in query.params}
         if "since" in values and values["since"] is not None:
             values["since"] = naive_utc(values["since"])
-        rows = self.db.run(lambda conn: conn.execute(query.statement(), values).mappings().all())
+        statement = query.statement(self.dialect)
+        rows = self.db.run(lambda conn: conn.execute(statement, values).mappings().all())
         return [plain(row) for row in rows]
 
     def devices(self, detector: str = "default") -> list[dict[str, Any]]:

@@ -27,8 +27,9 @@ metadata = MetaData()
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=3), "mysql", "mariadb")
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-# Double precision everywhere (MySQL's FLOAT is single precision).
-Double = Float(precision=53).with_variant(mysql.DOUBLE(), "mysql", "mariadb")
+# Double precision everywhere (MySQL's FLOAT is single precision), read back as float: a
+# MySQL DOUBLE is otherwise a Decimal rounded to 10 places (the contract test caught it).
+Double = Float(precision=53).with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
 # Dead letters keep their raw bytes, up to 16 MiB on MySQL (MEDIUMBLOB).
 Blob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 # Detector state as JSON text, up to 16 MiB on MySQL (MEDIUMTEXT; TEXT stops at 64 KiB).
@@ -141,4 +142,9 @@ injected_anomalies = Table(
 WEATHER_TRANS_VIEW = (
     "CREATE VIEW weather_trans AS SELECT id, device_id AS deviceid, temperature, latitude, "
     "longitude, ts AS time, COALESCE(is_anomaly, 0) AS isanomal FROM readings"
+)
+# PostgreSQL's boolean does not COALESCE with an integer; the view still answers 0 or 1.
+WEATHER_TRANS_VIEW_POSTGRESQL = (
+    "CREATE VIEW weather_trans AS SELECT id, device_id AS deviceid, temperature, latitude, "
+    "longitude, ts AS time, CASE WHEN is_anomaly THEN 1 ELSE 0 END AS isanomal FROM readings"
 )

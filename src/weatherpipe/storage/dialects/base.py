@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import DateTime, bindparam, update
 from sqlalchemy.exc import DBAPIError
 
+from weatherpipe.storage.faults import Fault
 from weatherpipe.storage.tables import readings
 
 if TYPE_CHECKING:
@@ -94,9 +95,14 @@ class Dialect:
         text instead (see `rows.plain_rows`)."""
         return list(columns)
 
+    def fault(self, exc: DBAPIError) -> Fault:
+        """What `exc` means for the write that raised it (see storage/faults.py). Without a
+        dialect's own answer, nothing is taken for refused data."""
+        return Fault.UNAVAILABLE if exc.connection_invalidated else Fault.OTHER
+
     def is_lock_conflict(self, exc: DBAPIError) -> bool:
         """A deadlock or lock wait: the whole transaction may be retried."""
-        return False
+        return self.fault(exc) is Fault.CONFLICT
 
 
 def as_text(columns: Iterable[Any], text_of: Callable[[Any], Any]) -> list[Any]:

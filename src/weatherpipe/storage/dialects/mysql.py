@@ -32,6 +32,7 @@ from weatherpipe.storage.dialects.base import (
     stamp,
     stamped,
 )
+from weatherpipe.storage.faults import Fault, names_readings_key
 from weatherpipe.storage.tables import detector_state
 
 if TYPE_CHECKING:
@@ -49,7 +50,22 @@ SMALL_SCORE_BATCH = 64
 # Strings made only of these characters need no escaping (UUIDs, detector names).
 _PLAIN = re.compile(r"[0-9A-Za-z_.:\- ]*")
 # MySQL: 1213 deadlock, 1205 lock wait timeout.
-LOCK_CONFLICTS = (1213, 1205)
+# What MySQL / MariaDB error numbers (server 1xxx-4xxx, client 2xxx) mean; see faults.py.
+_CONFLICT = frozenset({1205, 1213})  # lock wait timeout, deadlock
+_UNAVAILABLE = frozenset(
+    {
+        1021, 1030, 1037, 1038, 1040, 1041, 1044, 1045, 1053, 1081, 1114, 1129, 1135, 1142,
+        1152, 1158, 1159, 1160, 1161, 1184, 1203, 1226, 1290, 1317, 1792, 1836, 1927, 1969,
+        2002, 2003, 2005, 2006, 2011, 2013, 2014, 2026, 2055, 3024, 4031,
+    }
+)  # fmt: skip
+_DATA = frozenset(
+    {
+        1048, 1101, 1118, 1153, 1264, 1265, 1292, 1300, 1365, 1366, 1367, 1406, 1411, 1416,
+        1441, 1451, 1452, 1644, 1690, 3140, 3819, 4025,
+    }
+)  # fmt: skip
+_DUPLICATE = frozenset({1062, 1586})
 
 _READINGS = (
     "INSERT INTO readings (device_id, ts, temperature, latitude, longitude, seq, received_at) "
@@ -209,9 +225,20 @@ class MySQLDialect(Dialect):
         # PyMySQL parses DATETIME in Python; CAST AS CHAR + fromisoformat is ~5x cheaper.
         return as_text(columns, lambda c: cast(c, String))
 
-    def is_lock_conflict(self, exc: DBAPIError) -> bool:
-        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-        return code in LOCK_CONFLICTS
+    def fault(self, exc: DBAPIError) -> Fault:
+        """By the server's (or PyMySQL's) error number: out of range (1264), too long (1406),
+        DOUBLE overflow (1690), ... are refused data; gone away, lock waits, disk full are not."""
+        args = getattr(exc.orig, "args", ())
+        code = args[0] if args and isinstance(args[0], int) else None
+        if code in _DUPLICATE:
+            return Fault.DUPLICATE if names_readings_key(exc) else Fault.DATA
+        if code in _CONFLICT:
+            return Fault.CONFLICT
+        if code in _DATA:
+            return Fault.DATA
+        if code in _UNAVAILABLE or exc.connection_invalidated or not code:
+            return Fault.UNAVAILABLE  # PyMySQL says (0, '') when the socket is gone
+        return Fault.OTHER
 
 
 DIALECT = MySQLDialect()

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, create_engine, event, func, type_coerce
@@ -21,6 +22,7 @@ from weatherpipe.storage.dialects.base import (
     run,
     stamped,
 )
+from weatherpipe.storage.faults import Fault, names_readings_key
 from weatherpipe.storage.tables import detector_state
 
 if TYPE_CHECKING:
@@ -33,6 +35,12 @@ if TYPE_CHECKING:
 
 # SQLite (3.32 and later) takes up to 32,766 parameters per statement: 4,000 rows of 7.
 ROWS_PER_STATEMENT = 4000
+_KEY = itemgetter(0, 1)  # (device_id, ts) of a reading row
+# What SQLite's primary result codes mean; see faults.py.
+_CONFLICT = frozenset({5, 6})  # BUSY, LOCKED
+_UNAVAILABLE = frozenset({7, 8, 9, 10, 13, 14, 15})  # NOMEM READONLY INTERRUPT IOERR FULL CANTOPEN
+_DATA = frozenset({18, 19, 20})  # TOOBIG, CONSTRAINT, MISMATCH
+_CONSTRAINT_UNIQUE = frozenset({1555, 2067})  # extended: PRIMARYKEY, UNIQUE
 
 _READINGS = (
     "INSERT INTO readings (device_id, ts, temperature, latitude, longitude, seq, received_at) "
@@ -107,7 +115,9 @@ class SQLiteDialect(Dialect):
             (r.device_id, ts, r.temperature, r.latitude, r.longitude, r.seq, received_text)
             for r, ts in zip(batch, texts, strict=True)
         ]
-        rows.sort()  # in key order, SQLite fills its unique index about 20% faster
+        # In key order, SQLite fills its unique index about 20% faster. By the key alone: two
+        # copies of a key may differ in seq only, and None and int do not compare.
+        rows.sort(key=_KEY)
         minutes = minute_cells(batch, texts)
         days, spans = days_and_spans(minutes)
         statements = [
@@ -150,8 +160,22 @@ class SQLiteDialect(Dialect):
         # of rows per answer that was most of an endpoint's time. Read the text instead.
         return as_text(columns, lambda c: type_coerce(c, String))
 
-    def is_lock_conflict(self, exc: DBAPIError) -> bool:
-        return "database is locked" in str(exc.orig)
+    def fault(self, exc: DBAPIError) -> Fault:
+        """By sqlite3's result code (Python 3.11 and later carry it): a constraint other than
+        the readings' key, a string or blob too big, a type mismatch are refused data."""
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        if code is None:
+            return Fault.UNAVAILABLE if exc.connection_invalidated else Fault.OTHER
+        if code in _CONSTRAINT_UNIQUE and names_readings_key(exc):
+            return Fault.DUPLICATE
+        primary = code & 0xFF
+        if primary in _CONFLICT:
+            return Fault.CONFLICT
+        if primary in _UNAVAILABLE:
+            return Fault.UNAVAILABLE
+        if primary in _DATA:
+            return Fault.DATA
+        return Fault.OTHER
 
 
 DIALECT = SQLiteDialect()

@@ -9,7 +9,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from weatherpipe.storage.tables import WEATHER_TRANS_VIEW, Blob, Double, Id, Timestamp
+from weatherpipe.storage.tables import (
+    WEATHER_TRANS_VIEW,
+    WEATHER_TRANS_VIEW_POSTGRESQL,
+    Blob,
+    Double,
+    Id,
+    Timestamp,
+)
 
 revision = "0001"
 down_revision = None
@@ -95,7 +102,8 @@ def upgrade() -> None:
         sa.Column("end_ts", Timestamp, nullable=False),
         sa.UniqueConstraint("device_id", "start_ts", name="uq_injected_device_start"),
     )
-    op.execute(WEATHER_TRANS_VIEW)
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    op.execute(WEATHER_TRANS_VIEW_POSTGRESQL if postgresql else WEATHER_TRANS_VIEW)
 
 
 def downgrade() -> None:

@@ -17,7 +17,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from weatherpipe.storage.tables import WEATHER_TRANS_VIEW, Blob, Double, JsonText, Label
+from weatherpipe.storage.tables import (
+    WEATHER_TRANS_VIEW,
+    WEATHER_TRANS_VIEW_POSTGRESQL,
+    Blob,
+    Double,
+    JsonText,
+    Label,
+)
 
 revision = "0002"
 down_revision = "0001"
@@ -37,13 +44,16 @@ def upgrade() -> None:
     op.add_column("detector_state", sa.Column("warming_up", sa.Boolean, nullable=True))
     op.add_column("detector_state", sa.Column("false_alarms_per_day", Double, nullable=True))
     # Never read the pickles: overwrite them with a marker the job recognises and resets.
-    op.execute(_state.update().values(state=LEGACY_STATE, warming_up=True))
+    # PostgreSQL cannot write text into bytea: the type change itself writes the marker.
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    marker = {} if postgresql else {"state": LEGACY_STATE}
+    op.execute(_state.update().values(warming_up=True, **marker))
     with op.batch_alter_table("detector_state") as batch:
         batch.alter_column(
             "state",
             type_=JsonText,
             existing_nullable=False,
-            postgresql_using="convert_from(state, 'UTF8')",
+            postgresql_using=f"'{LEGACY_STATE}'",
         )
 
 
@@ -65,4 +75,5 @@ def downgrade() -> None:
     with op.batch_alter_table("readings") as batch:
         batch.drop_column("severity")
         batch.drop_column("kind")
-    op.execute(WEATHER_TRANS_VIEW)
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    op.execute(WEATHER_TRANS_VIEW_POSTGRESQL if postgresql else WEATHER_TRANS_VIEW)
