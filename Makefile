@@ -33,7 +33,7 @@ clean:
 
 # The image installs only what requirements/*.txt pin (with hashes). Refresh after changing
 # dependencies in pyproject.toml: `make lock`, then `make image`, and commit both files.
-LOCK_EXTRAS := mysql nats mqtt pubsub
+LOCK_EXTRAS := mysql postgres nats mqtt pubsub
 lock: install
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml $(addprefix --extra ,$(LOCK_EXTRAS)) \
