@@ -206,3 +206,31 @@ def test_the_stack_stores_every_reading_once_across_an_ingest_crash(
     if REPORT:
         with open(REPORT, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(figures) + "\n")
+
+
+def test_the_postgres_profile_stores_the_readings_in_postgresql(
+    image: str, standins: None, tmp_path: Path
+) -> None:
+    token = secrets.token_hex(16)
+    (tmp_path / "api.env").write_text(f"WEATHERPIPE_API_TOKEN={token}\n")
+    port = free_port()
+    env = {
+        "API_ENV_FILE": str(tmp_path / "api.env"),
+        "API_PUBLISH_PORT": str(port),
+        "COMPOSE_PROFILES": "postgres",
+        "WEATHERPIPE_DATABASE_URL": "postgresql+psycopg://weather:weather@postgres:5432/weather",
+    }
+    with docker_api(tmp_path) as docker_host:
+        compose = Compose(docker_host, env)
+        try:
+            compose("up", "-d", "--no-build")
+            wait_for(lambda: stored_via_api(port, token) >= 300, 180, "300 readings via the API")
+            out = run(
+                "podman", "exec", compose.container("postgres"),
+                "psql", "-U", "weather", "-d", "weather", "-tAc", "SELECT COUNT(*) FROM readings",
+            )  # fmt: skip
+            assert int(out.strip()) >= 300
+            # ... and none in MariaDB, which the profile leaves running but unused.
+            assert sql(compose, "SHOW TABLES") == []
+        finally:
+            compose.down()
