@@ -34,6 +34,7 @@ class BenchOptions:
     quick: bool = False
     nats_url: str = "nats://127.0.0.1:4222"
     mariadb_url: str = "mysql+pymysql://root@127.0.0.1:3306"
+    postgresql_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432"
     repeats: int = 3
     # Sizes; None means the scenario's full (or quick) default.
     backlog: int | None = None
@@ -120,6 +121,23 @@ def scratch_mariadb(root_url: str, tag: str = "") -> Iterator[str]:
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def scratch_postgresql(root_url: str, tag: str = "") -> Iterator[str]:
+    """A fresh PostgreSQL database with the schema, dropped afterwards; yields its URL."""
+    name = scratch_name(f"wp_bench{'_' + tag if tag else ''}")
+    admin = create_engine(f"{root_url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = f"{root_url}/{name}"
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
 
 

@@ -31,6 +31,9 @@ def bench(
     mariadb_url: Annotated[
         str, typer.Option(help="MariaDB server URL (no database: each run makes its own).")
     ] = "mysql+pymysql://root@127.0.0.1:3306",
+    postgresql_url: Annotated[
+        str, typer.Option(help="PostgreSQL server URL (no database: each run makes its own).")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432",
 ) -> None:
     """Measure throughput and latency, each against a baseline from the same run."""
     known = scenarios()
@@ -41,7 +44,13 @@ def bench(
     if scenario is not None and scenario not in known:
         raise typer.BadParameter(f"unknown scenario {scenario!r}; known: {', '.join(known)}")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
-    options = BenchOptions(quick=quick, repeats=repeats, nats_url=nats_url, mariadb_url=mariadb_url)
+    options = BenchOptions(
+        quick=quick,
+        repeats=repeats,
+        nats_url=nats_url,
+        mariadb_url=mariadb_url,
+        postgresql_url=postgresql_url,
+    )
     results = []
     for name in [scenario] if scenario else list(known):
         typer.echo(f"running {name} ...", err=True)

@@ -11,10 +11,11 @@ Scenario = Callable[[BenchOptions], Result]
 
 def scenarios() -> dict[str, Scenario]:
     """Every scenario by name, in the order a full run takes them (imported only now)."""
-    from benchmarks import drain, e2e, external, memory, sensors
+    from benchmarks import drain, e2e, external, memory, postgres_drain, sensors
 
     return {
         "ingest-drain": drain.ingest_drain,
+        "ingest-drain-postgresql": postgres_drain.ingest_drain_postgresql,
         "scale-out": drain.scale_out,
         "embedded-drain": drain.embedded_drain,
         "sensors": sensors.sensors,

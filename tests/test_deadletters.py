@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -57,7 +58,10 @@ def test_replay_after_adding_a_key_stores_the_readings_and_marks_them_replayed(
             )
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(stop))
+            deadline = time.monotonic() + 30
             while await bus.lag() or worker.stats.received < 3:
+                assert time.monotonic() < deadline, f"received {worker.stats.received} of 3"
+                assert not task.done(), task
                 await asyncio.sleep(0.01)
             stop.set()
             await task

@@ -107,7 +107,7 @@ def _delete_stream(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", script], env=env, timeout=30, check=False)
 
 
-def run(env: dict[str, str], *args: str) -> str:
+def run(env: dict[str, str], *args: str, status: int = 0) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "weatherpipe", *args],
         env=env,
@@ -116,7 +116,7 @@ def run(env: dict[str, str], *args: str) -> str:
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == status, result.stderr
     return result.stdout + result.stderr
 
 
@@ -170,6 +170,8 @@ def test_no_command_prints_a_configured_password_or_token(
         run(env, "status", "--json"),
         run(env, "query", "devicemax"),
         run(env, "dead-letters", "list"),
+        run(env, "dead-letters", "replay", "--all"),
+        run(env, "score", status=1),  # nothing to score yet: one line, still no secret
         run_until(env, ["ingest"], tmp_path / "ingest.log", lambda: stored(env) == 6),
     ]
     detect_log = tmp_path / "detect.log"
@@ -205,6 +207,18 @@ def test_no_command_prints_a_configured_password_or_token(
     assert "GET /api/v1/devices" in rest  # the access log was on, and is clean
     up_env = {**env, "WEATHERPIPE_API_PORT": str(free_port())}
     outputs.append(run(up_env, "up", "--duration", "3"))
+    # Every stage as a child process, each logging at DEBUG with the secrets in its environment.
+    children_env = {**env, "WEATHERPIPE_API_PORT": str(free_port())}
+    ready = f"http://127.0.0.1:{children_env['WEATHERPIPE_API_PORT']}/healthz"
+
+    def api_up() -> bool:
+        try:
+            return httpx.get(ready, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    outputs.append(run_until(children_env, ["up", "--processes"], tmp_path / "up.log", api_up))
+    assert "started api" in outputs[-1]
     for output in outputs:
         assert_no_secret(output)
 

@@ -125,8 +125,11 @@ def test_processes_refuse_the_in_process_bus() -> None:
 
 
 def test_children_get_every_setting_as_the_parent_resolved_it() -> None:
-    settings = load_settings(bus_url="nats://10.0.0.1:4222", batch_size=500, log_json=True)
+    settings = load_settings(
+        bus_url="nats://10.0.0.1:4222", batch_size=500, log_json=True, api_token="tok-1234"
+    )
     env = child_environment(settings, base={"PATH": "/bin"})
+    assert env["WEATHERPIPE_API_TOKEN"] == "tok-1234"  # the secret itself, not its mask
     assert env["PATH"] == "/bin"
     assert env["WEATHERPIPE_BUS_URL"] == "nats://10.0.0.1:4222"
     assert env["WEATHERPIPE_BATCH_SIZE"] == "500"

@@ -120,3 +120,18 @@ def test_event_counts_missed_window_and_empty_cases() -> None:
     assert counts.f1 == pytest.approx(2 * 1.0 * 0.5 / 1.5)
     assert event_counts([], []).f1 == 1.0
     assert event_counts([], [5.0]) == EventCounts(0, 0, 1)
+
+
+def test_minute_events_count_distinct_minutes_outside_windows_and_normal_time() -> None:
+    from weatherpipe.detect.scoring import Labelled, minute_events
+
+    windows = [Labelled(600.0, 700.0, "spike"), Labelled(1_000.0, 1_300.0, "shift")]
+    # Two onsets in one clock minute outside windows are one false alarm; 61 s apart are two.
+    onsets = [650.0, 120.0, 130.0, 1_500.0, 1_561.0]
+    e = minute_events(windows, onsets, 0.0, 3_600.0)
+    assert e.caught == {"spike": 1, "shift": 0}
+    assert e.total == {"spike": 1, "shift": 1}
+    assert e.false_alarms == 3
+    assert e.normal_seconds == 3_600.0 - 100.0 - 300.0
+    assert e.counts.recall == 0.5
+    assert e.false_alarms_per_day == 3 / ((3_600.0 - 400.0) / 86_400.0)

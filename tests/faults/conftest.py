@@ -38,6 +38,12 @@ def need_tool(path: str) -> None:
     pytest.skip(f"SKIPPED LOUDLY: {path} is not installed")
 
 
+@pytest.fixture(params=["mariadb", "postgresql"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database on each server weatherpipe runs on (MariaDB, PostgreSQL)."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
 @pytest.fixture
 def names() -> dict[str, str]:
     tag = uuid.uuid4().hex[:10]
@@ -46,9 +52,23 @@ def names() -> dict[str, str]:
 
 @pytest.fixture
 def shared_nats(names: dict[str, str]) -> Iterator[Consumer]:
-    """The shared NATS with this test's own stream and consumer, deleted afterwards."""
+    """The shared NATS with this test's own stream and consumer, deleted afterwards; a 5 s
+    ack_wait, so a killed process's messages come back quickly."""
+    yield from _consumer(names, ack_wait=5)
+
+
+@pytest.fixture
+def patient_nats(names: dict[str, str]) -> Iterator[Consumer]:
+    """As shared_nats with NATS's default 60 s ack_wait, for tests that kill nothing: on a
+    loaded machine a 5 s ack_wait redelivers batches still being written, and their dead
+    letters (which have no key) are stored twice."""
+    yield from _consumer(names, ack_wait=60)
+
+
+def _consumer(names: dict[str, str], ack_wait: int) -> Iterator[Consumer]:
     require("NATS", "127.0.0.1", 4222)
-    consumer = Consumer(SHARED_NATS + "?ack_wait=5", names["topic"], names["subscription"])
+    url = f"{SHARED_NATS}?ack_wait={ack_wait}"
+    consumer = Consumer(url, names["topic"], names["subscription"])
     consumer.setup()
     yield consumer
     with contextlib.suppress(Exception):

@@ -34,13 +34,13 @@ def backlog() -> list[tuple[bytes, dict[str, str] | None]]:
 
 @pytest.mark.slow
 def test_five_sigkills_while_draining_100000_readings_store_each_exactly_once(
-    shared_nats: Consumer, mariadb_url: str, start_stage: StartStage, report: Report
+    shared_nats: Consumer, server_url: str, start_stage: StartStage, report: Report
 ) -> None:
     report["publish_seconds"] = shared_nats.publish(backlog())
     assert shared_nats.pending()[0] == READINGS
-    db = Database(mariadb_url)
+    db = Database(server_url)
     settings = {
-        "database_url": mariadb_url,
+        "database_url": server_url,
         "bus_url": shared_nats.bus.url,
         "topic": shared_nats.bus.topic,
         "subscription": shared_nats.bus.subscription,

@@ -29,18 +29,18 @@ def bus_settings(consumer: Consumer) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_sigterm_stops_ingest_after_it_stores_and_acks_the_batch_in_hand(
-    shared_nats: Consumer, mariadb_url: str, start_stage: StartStage, report: Report
+    shared_nats: Consumer, server_url: str, start_stage: StartStage, report: Report
 ) -> None:
     devices = [str(uuid.uuid4()) for _ in range(10)]
     shared_nats.publish(
         [(encode(make_reading(devices[i % 10], i // 10)), None) for i in range(READINGS)]
     )
-    db = Database(mariadb_url)
+    db = Database(server_url)
     # 2,000-reading batches, so the batches in hand at the signal are well short of the backlog.
     ingest = start_stage(
         "ingest",
         log="ingest",
-        database_url=mariadb_url,
+        database_url=server_url,
         batch_size="2000",
         **bus_settings(shared_nats),
     )
@@ -92,7 +92,7 @@ def test_sigterm_stops_the_sensors_with_every_reading_published(
 
 @pytest.mark.slow
 def test_sigterm_stops_detection_within_10_seconds(
-    mariadb_url: str, start_stage: StartStage, report: Report
+    server_url: str, start_stage: StartStage, report: Report
 ) -> None:
     backfill = start_stage(
         "sensors",
@@ -100,11 +100,11 @@ def test_sigterm_stops_detection_within_10_seconds(
         "--backfill=1h",
         "--to-db",
         log="backfill",
-        database_url=mariadb_url,
+        database_url=server_url,
     )
     assert backfill.process.wait(timeout=120) == 0, backfill.log()
-    db = Database(mariadb_url)
-    detect = start_stage("detect", log="detect", database_url=mariadb_url)
+    db = Database(server_url)
+    detect = start_stage("detect", log="detect", database_url=server_url)
     wait_for(lambda: db.scalar("SELECT COUNT(*) FROM detector_state") > 0, 60, "detection running")
 
     report["stop_seconds"] = detect.terminate()

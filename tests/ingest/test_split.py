@@ -143,3 +143,24 @@ def test_two_copies_of_a_key_that_differ_only_in_seq_are_stored_once(repo: Repos
 
     worker = asyncio.run(scenario())
     assert (worker.stats.stored, worker.stats.duplicates) == (1, 1)
+
+
+def test_a_stop_during_a_split_hands_the_batch_back(sqlite_repo: Repository) -> None:
+    """SIGTERM must not wait for a long split: what is not stored yet goes back to the bus."""
+    changes, _ = REFUSED["sqlite"]
+    messages = [encode(r) for r in series([1.0] * 10)]
+    messages[3] = json.dumps({**json.loads(messages[3]), **changes}).encode()
+
+    async def scenario() -> int | None:
+        async with create_bus("memory://") as bus:
+            for data in messages:
+                await bus.publish(data)
+            worker = IngestWorker(bus, sqlite_repo, batch_size=10, decoder=lenient)
+            stopped = asyncio.Event()
+            stopped.set()
+            await worker.handle(await worker._collect(asyncio.Event()), stopped)
+            assert worker.stats.received == 0
+            return await bus.lag()
+
+    assert asyncio.run(scenario()) == 10
+    assert count(sqlite_repo, "SELECT COUNT(*) FROM dead_letters") == 0

@@ -23,21 +23,26 @@ from typing import NamedTuple
 
 
 class Tail(NamedTuple):
-    """A test's tail on normal weather: a reference level, the chance a reading passes it
-    (the prior for every device, which then learns its own), and the tail's slope beyond."""
+    """A test's tail on normal weather: the chances a reading passes a reference level and a
+    second, rarer one (the prior for every device, which then learns its own), and the slope
+    of the tail beyond, fitted on the tuning corpus. A device whose own two chances say its tail
+    is heavier gets that slope instead (never a lighter one, never under `flattest` of it)."""
 
     ref: float
     p: float
+    ref2: float
+    p2: float
     b: float
+    flattest: float
 
 
 # Measured on the tuning corpus's normal time (see benchmarks/detect_calibrate.py).
 TAILS: dict[str, Tail] = {
-    "spike": Tail(6.0, 8.1e-3, 0.6),  # |reading - rolling median| / its scale
-    "shift": Tail(4.0, 3.1e-3, 2.0),  # the last minute off the trend before it / its scale
-    "drift": Tail(9.0, 1.0e-2, 0.3),  # |fast - slow mean| / its long-run scale
-    "stuck": Tail(4.0, 1.2e-2, 0.6),  # nats: -ln P(a run this long) at the stream's repeat rate
-    "noise": Tail(0.5, 1.2e-2, 15.0),  # ln(short / long scale of first differences)
+    "spike": Tail(6.0, 3.3e-3, 10.0, 1.0e-4, 0.8, 0.25),  # |reading - rolling median| / its scale
+    "shift": Tail(4.0, 2.7e-3, 7.0, 3.1e-5, 2.0, 1.0),  # the last readings off the trend / scale
+    "drift": Tail(9.0, 8.6e-3, 18.0, 2.8e-3, 0.3, 0.5),  # |fast - slow mean| / its long-run scale
+    "stuck": Tail(4.0, 1.3e-2, 8.0, 1.1e-3, 0.6, 0.5),  # nats: -ln P(a run this long), repeat rate
+    "noise": Tail(0.5, 4.7e-3, 0.7, 1.1e-4, 15.0, 0.5),  # ln(short / long scale of steps)
 }
 TESTS = tuple(TAILS)
 SECONDS_PER_DAY = 86_400.0
@@ -48,27 +53,38 @@ HIGH_RARITY = math.log(100.0)  # a hundred times rarer
 
 
 def priors() -> list[float]:
-    """Each test's chance of passing its reference level, before a device shows its own."""
-    return [tail.p for tail in TAILS.values()]
+    """Each test's chances of passing its two reference levels (p, p2 per test, in order),
+    before a device shows its own."""
+    return [p for tail in TAILS.values() for p in (tail.p, tail.p2)]
+
+
+def slope(tail: Tail, p: float, p2: float) -> float:
+    """The tail's slope for a device that passes the reference levels with chances p, p2."""
+    own = math.log(max(p, 1e-12) / max(p2, 1e-12)) / (tail.ref2 - tail.ref)
+    return min(max(own, tail.flattest * tail.b), tail.b)
 
 
 def lines(
     false_alarms_per_day: float, seconds_per_reading: float, passes: Sequence[float]
 ) -> list[float]:
     """Each test's line (in TESTS order) for this sensitivity, sampling interval and the
-    device's chances `passes` of passing each reference level."""
-    per_day = SECONDS_PER_DAY / max(seconds_per_reading, 1e-3)
+    device's chances `passes` of passing each reference level (laid out as `priors`)."""
+    # The tails were measured at 1 Hz; a slower stream keeps the 1 Hz lines rather than trust
+    # the tail far below where it was measured (so it raises fewer alarms than asked).
+    per_day = SECONDS_PER_DAY / min(max(seconds_per_reading, 1e-3), 1.0)
     share = max(false_alarms_per_day, 1e-9) / len(TAILS)
     out = []
-    for tail, p in zip(TAILS.values(), passes, strict=True):
+    for k, tail in enumerate(TAILS.values()):
+        p, p2 = passes[2 * k], passes[2 * k + 1]
         rate = max(p, 1e-12) * per_day / share  # passes of `ref` per false alarm allowed
-        out.append(tail.ref + max(math.log(rate), 0.0) / tail.b)
+        out.append(tail.ref + max(math.log(rate), 0.0) / slope(tail, p, p2))
     return out
 
 
-def severity(test: int, statistic: float, line: float) -> str:
+def severity(test: int, statistic: float, line: float, passes: Sequence[float]) -> str:
     """low / medium / high from how much rarer than its line the statistic is."""
-    rarity = (statistic - line) * TAILS[TESTS[test]].b
+    tail = TAILS[TESTS[test]]
+    rarity = (statistic - line) * slope(tail, passes[2 * test], passes[2 * test + 1])
     if rarity >= HIGH_RARITY:
         return "high"
     if rarity >= MEDIUM_RARITY:

@@ -129,13 +129,22 @@ def evaluate_corpus(
 ) -> Report:
     """Score `detector_name` on every CSV under `data_dir` against the windows file.
 
-    Raises ConfigError when there is nothing to score: no CSV under `data_dir`.
+    Scores the CSV files the windows file names (an anomaly-free file has an empty list, as
+    NAB and benchmarks/corpus write them), so one data folder can hold several labelled sets.
+    Raises ConfigError when there is nothing to score: no CSV under `data_dir`, or none that
+    the windows file names.
     """
     create_detector(detector_name)  # fail fast on an unknown name, before forking workers
-    files = sorted(p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*.csv"))
-    if not files:
+    found = {p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*.csv")}
+    if not found:
         raise ConfigError(f"no CSV files under {data_dir}: nothing to evaluate")
     labels: dict[str, list[list[str]]] = json.loads(windows_path.read_text())
+    files = sorted(found & set(labels))
+    if not files:
+        raise ConfigError(
+            f"{windows_path} names none of the {len(found)} CSV files under {data_dir} "
+            "(its keys are paths relative to that folder)"
+        )
     jobs = [
         (data_dir, f, labels.get(f, []), detector_name, out_dir, false_alarms_per_day)
         for f in files

@@ -50,9 +50,11 @@ REBASE_READINGS = 4_096  # the step test's running sums are recomputed this ofte
 DRIFT_FAST, DRIFT_SLOW = 60.0, 1_800.0  # readings: one minute against half an hour at 1 Hz
 DRIFT_SCALE_READINGS = 7_200.0  # the fast-slow difference's own scale, over two hours
 REPEAT_READINGS = 600.0  # memory of the stream's repeat rate (10 minutes at 1 Hz)
+RUN_WEIGHT = 60  # repeats one run may teach it (a minute at 1 Hz)
 GAP_FACTOR, GAP_SECONDS = 30.0, 3_600.0  # silence of 30 usual intervals and an hour
 BAND = (-90.0, 60.0)  # degrees C outdoor air can have (records: -89.2, +56.7)
 REARM = 0.5  # a test fires again only after its statistic fell under half its line
+SETTLE_READINGS = 300  # the step test waits up to this long for a reported fault to calm down
 TAIL_READINGS = 86_400  # memory of each test's tail: a day at 1 Hz
 TAIL_PRIOR_READINGS = 600  # the tuning corpus's tail weighs as 10 minutes of 1 Hz readings
 RELINE_READINGS = 64  # lines follow the tails and the sampling interval, re-derived this often
@@ -148,8 +150,11 @@ class VigilDetector(Detector):
         trace = self.trace
         h_spike, h_shift, h_drift, h_stuck, h_noise = self.lines
         passes = self.passes
-        p_spike, p_shift, p_drift, p_stuck, p_noise = passes
-        r_spike, r_shift, r_drift, r_stuck, r_noise = (t.ref for t in calibration.TAILS.values())
+        p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck = passes[:8]
+        p_noise, q_noise = passes[8:]
+        tails = calibration.TAILS.values()
+        r_spike, r_shift, r_drift, r_stuck, r_noise = (tail.ref for tail in tails)
+        u_spike, u_shift, u_drift, u_stuck, u_noise = (tail.ref2 for tail in tails)
         lo_band, hi_band = BAND
         ring_size = TREND + BEFORE + AFTER
         a_burst, a_drift_f, a_drift_s = 1.0 / BURST_READINGS, 1.0 / DRIFT_FAST, 1.0 / DRIFT_SLOW
@@ -161,6 +166,9 @@ class VigilDetector(Detector):
         ts = ts.tolist() if hasattr(ts, "tolist") else ts
         values = values.tolist() if hasattr(values, "tolist") else values
         for t, x in zip(ts, values, strict=True):
+            if not -1e300 < x < 1e300:  # NaN or infinite: no reading at all, nothing to learn
+                append(QUIET)
+                continue
             if n == 0:
                 first_ts = last_ts = t
                 prev = fast = slow = base = x
@@ -178,15 +186,6 @@ class VigilDetector(Detector):
             air = outside * 100 <= n  # the band applies to devices that live inside it
             if not in_band:
                 outside += 1
-            if in_band:
-                held &= ~RANGE_BIT
-            elif air:
-                # An impossible reading says nothing about the weather: flag its onset, learn
-                # nothing from it, and judge the next reading against the last possible one.
-                fired = monitored and not held & RANGE_BIT
-                held |= RANGE_BIT
-                append(RANGE if fired else QUIET)
-                continue
             if n == 2:
                 dt = gap if gap > 0.0 else 1.0  # the first interval sets the usual one
             elif gap > GAP_FACTOR * dt and gap > GAP_SECONDS:
@@ -198,17 +197,20 @@ class VigilDetector(Detector):
                 run = pos = 0
                 append(GAP if monitored else QUIET)
                 continue
-            dt += (min(gap, 3.0 * dt) - dt) / (n - 1 if n < 101 else 100)
+            if gap > 0.0:  # a repeated or out-of-order timestamp says nothing of the interval
+                dt += (min(gap, 3.0 * dt) - dt) / (n - 1 if n < 101 else 100)
 
             # stuck: a run of identical readings, judged by the stream's own repeat rate
             if x == prev:
                 run += 1
             elif run or steps < REPEAT_READINGS:
-                if run * nlp < REARM * h_stuck:  # a run that looked stuck is not the stream's
-                    decay = forget ** (run + 1)
-                    reps = reps * decay + run
-                    steps = steps * decay + run + 1
-                    nlp = -log((reps + 1.0) / (steps + 2.0))
+                # One run teaches at most RUN_WEIGHT repeats, so a stuck spell cannot make the
+                # stream look repetitive, while a stream that plateaus often still learns it.
+                kept = run if run < RUN_WEIGHT else RUN_WEIGHT
+                decay = forget ** (kept + 1)
+                reps = reps * decay + kept
+                steps = steps * decay + kept + 1
+                nlp = -log((reps + 1.0) / (steps + 2.0))
                 run = 0
             else:
                 steps = steps * forget + 1.0
@@ -234,6 +236,16 @@ class VigilDetector(Detector):
             med = srt[m >> 1] if m & 1 else 0.5 * (srt[m >> 1] + srt[(m >> 1) - 1])
             r = x - med
             s_spike = abs(r) / ((res if res > floor else floor) + tiny) if m >= 5 else 0.0
+            if in_band:
+                held &= ~RANGE_BIT
+            elif air and s_spike > REARM * h_spike:
+                # An impossible reading that arrives as a jump (an error code, not a stream that
+                # is no temperature) says nothing about the weather: flag its onset, learn
+                # nothing from it, and judge the next reading against the last possible one.
+                fired = monitored and not held & RANGE_BIT
+                held |= RANGE_BIT
+                append(RANGE if fired else QUIET)
+                continue
             cap = CLIP * res if res > 0.0 else abs(r)
             res += ((abs(r) if abs(r) < cap else cap) - res) * a_noise
 
@@ -248,6 +260,8 @@ class VigilDetector(Detector):
             # readings ahead of them (a front's ramp is extrapolated; a step is not)
             y = (med + cap if r > cap else med - cap if r < -cap else x) - base
             s_shift = 0.0
+            if held & ALL_TESTS and n < quiet + SETTLE_READINGS:
+                ring.clear()  # a fault still being reported must not become the trend
             if len(ring) < ring_size:
                 ring.append(y)
                 if len(ring) == ring_size:
@@ -255,7 +269,8 @@ class VigilDetector(Detector):
                     st0, st1, sb, sa = _sums(ring, pos)
                     # Until the device shows its own, its weather is assumed twice as
                     # restless as white noise, worth a minute of readings.
-                    sscale, ksteps = 2.0 * STEP_FLOOR * sd, STEP_PRIOR_READINGS
+                    if ksteps == 0:
+                        sscale, ksteps = 2.0 * STEP_FLOOR * sd, STEP_PRIOR_READINGS
             else:
                 y_old = ring[pos]
                 y_b = ring[(pos + TREND) % ring_size]  # leaves `before` for `trend`
@@ -302,8 +317,14 @@ class VigilDetector(Detector):
             p_drift += ((s_drift > r_drift) - p_drift) * a_tail
             p_stuck += ((s_stuck > r_stuck) - p_stuck) * a_tail
             p_noise += ((s_noise > r_noise) - p_noise) * a_tail
+            q_spike += ((s_spike > u_spike) - q_spike) * a_tail
+            q_shift += ((s_shift > u_shift) - q_shift) * a_tail
+            q_drift += ((s_drift > u_drift) - q_drift) * a_tail
+            q_stuck += ((s_stuck > u_stuck) - q_stuck) * a_tail
+            q_noise += ((s_noise > u_noise) - q_noise) * a_tail
             if n % RELINE_READINGS == 0:
-                passes = [p_spike, p_shift, p_drift, p_stuck, p_noise]
+                passes = [p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck]
+                passes += [p_noise, q_noise]
                 h_spike, h_shift, h_drift, h_stuck, h_noise = calibration.lines(fa, dt, passes)
 
             # The decision: the armed test furthest past its line fires; held tests re-arm low.
@@ -330,7 +351,9 @@ class VigilDetector(Detector):
             quiet = n + AFTER
             ring.clear()  # a fault inside the trend window would bend the trend: start afresh
             kind = ("spike" if r > 0.0 else "dip", "shift", "drift", "stuck", "noise")[best]
-            append(Verdict(score, True, kind, severity(best, stats[best], hs[best])))
+            passes = [p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck]
+            passes += [p_noise, q_noise]
+            append(Verdict(score, True, kind, severity(best, stats[best], hs[best], passes)))
         self.n, self.first_ts, self.last_ts, self.prev, self.dt = n, first_ts, last_ts, prev, dt
         self.sd, self.sd_fast, self.res, self.quantum = sd, sd_fast, res, quantum
         self.base, self.sscale = base, sscale
@@ -340,7 +363,8 @@ class VigilDetector(Detector):
         self.reps, self.steps, self.nlp, self.run = reps, steps, nlp, run
         self.outside, self.held = outside, held
         self.lines = [h_spike, h_shift, h_drift, h_stuck, h_noise]
-        self.passes = [p_spike, p_shift, p_drift, p_stuck, p_noise]
+        self.passes = [p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck]
+        self.passes += [p_noise, q_noise]
         return out
 
     def to_state(self) -> dict[str, Any]:

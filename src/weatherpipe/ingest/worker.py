@@ -199,7 +199,9 @@ class IngestWorker:
             raise
         if result is None:
             log.warning(
-                "stopping with the database down; %d messages stay unacked", len(batch.messages)
+                "stopping with the batch not fully stored (database down, or mid-split); "
+                "%d messages handed back",
+                len(batch.messages),
             )
             await self._nack(batch.messages)
             return
@@ -212,7 +214,7 @@ class IngestWorker:
 
     async def _write_batch(self, batch: Batch, stop: asyncio.Event) -> BatchResult | None:
         """The batch stored whole, or split around what the database refuses; None if the
-        worker was stopped while the database was down."""
+        worker was stopped while the database was down or while splitting."""
         try:
             prepared = batch.prepared or self._render(batch.readings)
             return await self._write(prepared, batch.dead, stop)
@@ -235,6 +237,8 @@ class IngestWorker:
         total = BatchResult(0, 0, 0)
         middle = len(items) // 2
         for half in (items[:middle], items[middle:]):
+            if stop.is_set():
+                return None  # handed back: what is stored comes back as duplicates, dropped
             readings = [item[0] for item in half if isinstance(item, tuple)]
             dead = [item for item in half if isinstance(item, DeadLetter)]
             try:

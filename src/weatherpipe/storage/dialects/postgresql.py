@@ -57,24 +57,33 @@ WITH fresh AS (
   ORDER BY device_id, ts, n
   ON CONFLICT (device_id, ts) DO NOTHING
   RETURNING device_id, ts, temperature, latitude, longitude
+), cells AS (
+  SELECT device_id, date_trunc('minute', ts) AS minute, count(*) AS n,
+         min(temperature) AS t_min, max(temperature) AS t_max, sum(temperature) AS t_sum
+  FROM fresh GROUP BY 1, 2
 ), minutes AS (
   INSERT INTO readings_minute AS r (device_id, minute, n, t_min, t_max, t_sum)
-  SELECT device_id, date_trunc('minute', ts), count(*), min(temperature), max(temperature),
-         sum(temperature)
-  FROM fresh GROUP BY 1, 2 ORDER BY 1, 2
+  SELECT device_id, minute, n, t_min, t_max, t_sum FROM cells ORDER BY 1, 2
   ON CONFLICT (device_id, minute) {_ROLLUP_UPDATE}
 ), days AS (
+  -- Days folded from the minute cells: a batch has far fewer of those than readings.
   INSERT INTO readings_daily AS r (device_id, day, year, month, dom, n, t_min, t_max, t_sum)
   SELECT device_id, day, extract(year FROM day), extract(month FROM day), extract(day FROM day),
-         count(*), min(temperature), max(temperature), sum(temperature)
-  FROM (SELECT device_id, ts::date AS day, temperature FROM fresh) f
-  GROUP BY 1, 2 ORDER BY 1, 2
+         sum(n), min(t_min), max(t_max), sum(t_sum)
+  FROM (SELECT *, minute::date AS day FROM cells) c
+  GROUP BY device_id, day ORDER BY 1, 2
   ON CONFLICT (device_id, day) {_ROLLUP_UPDATE}
 ), spans AS (
   INSERT INTO devices AS d (id, name, latitude, longitude, first_seen, last_seen)
-  SELECT DISTINCT ON (device_id) device_id, NULL, latitude, longitude,
-         min(ts) OVER (PARTITION BY device_id), ts
-  FROM fresh ORDER BY device_id, ts DESC
+  SELECT device_id, NULL, last[2], last[3], first_seen, last_seen
+  FROM (
+    -- The place at the latest reading, by one hash aggregate: arrays compare element by
+    -- element, so the largest [epoch, latitude, longitude] is the latest reading's.
+    SELECT device_id, min(ts) AS first_seen, max(ts) AS last_seen,
+           max(ARRAY[extract(epoch FROM ts)::float8, latitude, longitude]) AS last
+    FROM fresh GROUP BY device_id
+  ) f
+  ORDER BY device_id
   ON CONFLICT (id) DO UPDATE SET first_seen = LEAST(d.first_seen, excluded.first_seen),
     last_seen = GREATEST(d.last_seen, excluded.last_seen),
     latitude = excluded.latitude, longitude = excluded.longitude
