@@ -39,9 +39,10 @@ _NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 # One per session, emptied at each commit; `n` is a reading's place in its batch, so the
-# first of two readings of one key is the one stored.
+# first of two readings of one key is the one stored. The id is text: its length is checked
+# by readings' own column, whatever width a migration gives it.
 _STAGING = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS wp_staging (device_id varchar(36), ts timestamp, "
+    "CREATE TEMPORARY TABLE IF NOT EXISTS wp_staging (device_id text, ts timestamp, "
     "temperature float8, latitude float8, longitude float8, seq bigint, n int) "
     "ON COMMIT DELETE ROWS"
 )
