@@ -21,6 +21,7 @@ from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
 from weatherpipe.errors import ConfigError, StorageError, StorageUnavailable
+from weatherpipe.ingest.admission import Admission
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.metrics import Metrics
 from weatherpipe.reading import Window, decode_many
@@ -101,7 +102,8 @@ def _keys(settings: Settings) -> DeviceKeys | None:
 def make_ingest(
     settings: Settings, bus: Bus, repo: Repository, metrics: Metrics | None = None
 ) -> IngestWorker:
-    """The ingest worker: batches from the settings, a verifier when device keys are set."""
+    """The ingest worker: batches from the settings, a verifier when device keys are set, the
+    registry admitting readings (disabled devices refused, registered places filled in)."""
     keys = _keys(settings)
     window = Window(settings.oldest_ts, timedelta(seconds=settings.max_clock_ahead))
     return IngestWorker(
@@ -113,6 +115,7 @@ def make_ingest(
         writers=1 if repo.dialect == "sqlite" else settings.writers,  # SQLite has one writer
         verifier=Verifier(keys) if keys else None,
         on_batch=metrics.on_batch if metrics else None,
+        admission=Admission(repo),
     )
 
 

@@ -81,6 +81,26 @@ class Settings(BaseSettings):
     device_keys: str | None = Field(
         None, description="Path to a file of per-device HMAC keys (`DEVICE_ID KEY` per line)."
     )
+    telemetry_rate: float = Field(
+        10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Readings per second each device may POST to /api/v1/telemetry (a token "
+        "bucket per device and API process; over it: 429 with Retry-After).",
+    )
+    telemetry_burst: int = Field(
+        1000,
+        ge=1,
+        description="Readings a device may POST at once after a quiet spell (the bucket's size; "
+        "a batch larger than this is always 429).",
+    )
+    telemetry_max_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest /api/v1/telemetry body in bytes (413 over it); each reading is "
+        "also at most 64 KiB.",
+    )
     spool_path: str = Field(
         "weatherpipe-sensors.spool", description="File where sensors keep readings the bus refused."
     )
