@@ -39,6 +39,11 @@ RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/weatherpipe \
       --shell /usr/sbin/nologin weatherpipe \
  && install -d -o weatherpipe -g weatherpipe -m 0750 /var/lib/weatherpipe
+# Podman's builder (buildah 1.28, Debian 12) reuses a cached `COPY --from` even when the stage it
+# copies from has changed; this label, a digest of that stage's inputs (`make image` passes it),
+# ties the copy to them.
+ARG INPUTS=unknown
+LABEL org.weatherpipe.build-inputs="${INPUTS}"
 COPY --from=build /opt/weatherpipe /opt/weatherpipe
 COPY container/healthcheck.py /usr/local/lib/weatherpipe-healthcheck.py
 # The embedded defaults (SQLite file, the sensors' spool) live in the volume; in a container

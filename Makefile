@@ -33,7 +33,7 @@ clean:
 
 # The image installs only what requirements/*.txt pin (with hashes). Refresh after changing
 # dependencies in pyproject.toml: `make lock`, then `make image`, and commit both files.
-LOCK_EXTRAS := mysql nats mqtt pubsub
+LOCK_EXTRAS := mysql postgres nats mqtt pubsub
 lock: install
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml $(addprefix --extra ,$(LOCK_EXTRAS)) \
@@ -54,6 +54,8 @@ image:
 	$(ENGINE) build --network host $(if $(filter podman,$(notdir $(ENGINE))),$(PODMAN_FLAGS)) \
 	  --build-arg VERSION=$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) \
 	  --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+	  --build-arg INPUTS=$$(find requirements src pyproject.toml README.md -type f ! -name '*.pyc' \
+	    -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16) \
 	  -t $(IMAGE) .
 	@$(ENGINE) image inspect $(IMAGE) --format '{{.Size}}' | awk '{printf "$(IMAGE): %.0f MB\n", $$1/1e6}'
 

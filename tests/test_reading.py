@@ -52,7 +52,7 @@ def test_offsets_are_converted_to_utc_and_truncated_to_milliseconds() -> None:
 
 
 def test_uppercase_uuid_is_refused_not_normalised() -> None:
-    with pytest.raises(DecodeError, match="not a canonical UUID"):
+    with pytest.raises(DecodeError, match="neither a canonical UUID"):
         decode(body(device_id=DEVICE_A.upper()))
 
 
@@ -71,8 +71,13 @@ def test_uppercase_uuid_is_refused_not_normalised() -> None:
         (body(temperature=-300.0), "temperature -300.0 is below absolute zero"),
         (body(latitude=91.0), "latitude 91.0 is outside [-90, 90]"),
         (body(longitude=-181), "longitude -181.0 is outside [-180, 180]"),
-        (body(device_id="sensor-1"), "device_id 'sensor-1' is not a canonical UUID"),
-        (body(device_id=7), "device_id must be a UUID string, got int"),
+        (body(device_id="Sensor-1"), "device_id 'Sensor-1' is neither a canonical UUID"),
+        (body(device_id="-sensor"), "device_id '-sensor' is neither a canonical UUID"),
+        (body(device_id="s" * 65), "is neither a canonical UUID"),
+        (body(device_id="a/b"), "device_id 'a/b' is neither a canonical UUID"),
+        (body(longitude=...), "latitude without longitude: send both, or neither"),
+        (body(latitude=...), "longitude without latitude: send both, or neither"),
+        (body(device_id=7), "device_id must be a string, got int"),
         (body(ts="yesterday"), "ts 'yesterday' is not an RFC 3339 timestamp"),
         (body(ts="2026-11-28T01:02:03"), "ts '2026-11-28T01:02:03' is not an RFC 3339"),
         (body(ts=1732755723), "ts must be an RFC 3339 string, got int"),

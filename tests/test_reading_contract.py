@@ -112,7 +112,7 @@ def test_the_window_is_configurable() -> None:
 )
 def test_only_canonical_lower_case_uuids_are_device_ids(device: str) -> None:
     refusal = reason(body(device_id=device))
-    assert "is not a canonical UUID" in refusal
+    assert "is neither a canonical UUID" in refusal
     assert refusal.isascii()  # any database charset stores the reason
 
 

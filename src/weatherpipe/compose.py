@@ -21,6 +21,7 @@ from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.detect.job import DetectionJob
 from weatherpipe.errors import ConfigError, StorageError, StorageUnavailable
+from weatherpipe.ingest.admission import Admission
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.metrics import Metrics
 from weatherpipe.reading import Window, decode_many
@@ -37,8 +38,12 @@ if TYPE_CHECKING:
 
 
 def open_bus(settings: Settings) -> Bus:
-    """The bus of WEATHERPIPE_BUS_URL (not connected yet; its backend imported only now)."""
-    return create_bus(settings.bus_url, settings.topic, settings.subscription)
+    """The bus of WEATHERPIPE_BUS_URL (not connected yet; its backend imported only now),
+    listening on per-device topics too where the backend has them."""
+    bus = create_bus(settings.bus_url, settings.topic, settings.subscription)
+    if bus.per_device_topics:
+        bus.device_topic = settings.device_topic
+    return bus
 
 
 def open_repository(
@@ -101,7 +106,8 @@ def _keys(settings: Settings) -> DeviceKeys | None:
 def make_ingest(
     settings: Settings, bus: Bus, repo: Repository, metrics: Metrics | None = None
 ) -> IngestWorker:
-    """The ingest worker: batches from the settings, a verifier when device keys are set."""
+    """The ingest worker: batches from the settings, a verifier when device keys are set, the
+    registry admitting readings (disabled devices refused, registered places filled in)."""
     keys = _keys(settings)
     window = Window(settings.oldest_ts, timedelta(seconds=settings.max_clock_ahead))
     return IngestWorker(
@@ -113,6 +119,7 @@ def make_ingest(
         writers=1 if repo.dialect == "sqlite" else settings.writers,  # SQLite has one writer
         verifier=Verifier(keys) if keys else None,
         on_batch=metrics.on_batch if metrics else None,
+        admission=Admission(repo),
     )
 
 

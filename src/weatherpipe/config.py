@@ -81,6 +81,32 @@ class Settings(BaseSettings):
     device_keys: str | None = Field(
         None, description="Path to a file of per-device HMAC keys (`DEVICE_ID KEY` per line)."
     )
+    device_topic: str = Field(
+        "weather/+/telemetry",
+        description="MQTT only: ingest also takes readings from per-device topics matching this "
+        'pattern (its one `+` level is the device id; the lean body `{"temperature": 21.4}` '
+        "is enough); empty turns it off.",
+    )
+    telemetry_rate: float = Field(
+        10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Readings per second each device may POST to /api/v1/telemetry (a token "
+        "bucket per device and API process; over it: 429 with Retry-After).",
+    )
+    telemetry_burst: int = Field(
+        1000,
+        ge=1,
+        description="Readings a device may POST at once after a quiet spell (the bucket's size; "
+        "a batch larger than this is always 429).",
+    )
+    telemetry_max_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest /api/v1/telemetry body in bytes (413 over it); each reading is "
+        "also at most 64 KiB.",
+    )
     spool_path: str = Field(
         "weatherpipe-sensors.spool", description="File where sensors keep readings the bus refused."
     )
@@ -101,6 +127,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must start with sqlite:, mysql+pymysql:, mariadb+pymysql: or postgresql:"
             )
+        return value
+
+    @field_validator("device_topic")
+    @classmethod
+    def _one_device_level(cls, value: str) -> str:
+        levels = value.split("/")
+        if value and (levels.count("+") != 1 or "#" in value or "" in levels):
+            raise ValueError("needs exactly one `+` level and no `#`, e.g. weather/+/telemetry")
         return value
 
     @field_validator("oldest_ts")

@@ -10,8 +10,14 @@
     │   └── StorageRefused     the database refuses the data itself (retrying cannot help)
     ├── DecodeError            a message is not a valid reading (carries the reason)
     └── ApiError               errors that reach the API carry their HTTP status
+        ├── BadRequest         400 (a telemetry body that is no reading at all)
+        ├── Unauthorized       401 (a missing or wrong device token)
+        ├── Forbidden          403 (the admin API without a configured API token)
         ├── NotFound           404
-        └── InvalidParameter   422
+        ├── Conflict           409 (a device registered twice)
+        ├── PayloadTooLarge    413
+        ├── InvalidParameter   422
+        └── TooManyRequests    429 (a device over its rate; carries retry_after)
 
 Vendor exceptions (nats, paho, google, pymysql, sqlite3) are translated into these at the edge
 of the adapter that talks to them, so nothing above a backend knows which one it uses.
@@ -77,3 +83,31 @@ class NotFound(ApiError):
 
 class InvalidParameter(ApiError):
     status_code = 422
+
+
+class BadRequest(ApiError):
+    status_code = 400
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+
+
+class Forbidden(ApiError):
+    status_code = 403
+
+
+class Conflict(ApiError):
+    status_code = 409
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

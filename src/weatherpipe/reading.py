@@ -20,10 +20,24 @@ ABSOLUTE_ZERO_C = -273.15
 MAX_TEMPERATURE_C = 10_000.0
 # seq is stored as a signed 64-bit integer (BIGINT).
 MAX_SEQ = 2**63 - 1
-REQUIRED_FIELDS = ("v", "device_id", "ts", "temperature", "latitude", "longitude")
-# [0-9] and [a-f], not \d or IGNORECASE: only ASCII, only lower case, so no two spellings of one
-# device (upper case, full-width digits) can ever be stored as two devices or merged into one.
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+REQUIRED_FIELDS = ("v", "device_id", "ts", "temperature")
+# latitude and longitude come together or not at all (then the registry's place is used).
+PLACE_FIELDS = ("latitude", "longitude")
+# A device id: a canonical UUID (lower-case hex, 8-4-4-4-12) or a readable id such as
+# "greenhouse-01": 1 to 64 of [a-z0-9._-], starting with a letter or digit. [a-z] and [0-9],
+# not \w or IGNORECASE: only ASCII, only lower case, so no two spellings of one device (upper
+# case, full-width digits) can ever be stored as two devices or merged into one. A canonical
+# UUID is itself such an id; an upper-case UUID is not.
+DEVICE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# A UUID without its dashes would be a second spelling of a UUID device: refused.
+_BARE_UUID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_device_id(value: str) -> bool:
+    """Whether `value` is a device id as the registry and the wire accept it."""
+    return DEVICE_ID.fullmatch(value) is not None and _BARE_UUID.fullmatch(value) is None
+
+
 # RFC 3339 section 5.6 (T and Z may be lower case); fractions up to nanoseconds. Python's own
 # fromisoformat also takes ISO week dates, basic format and missing seconds, so this gates it.
 _RFC3339 = re.compile(
@@ -59,8 +73,8 @@ class Reading(NamedTuple):
     device_id: str
     ts: datetime
     temperature: float
-    latitude: float
-    longitude: float
+    latitude: float | None  # None: the message named no place (the registry gives it)
+    longitude: float | None
     seq: int | None = None
 
     @property
@@ -89,9 +103,10 @@ def encode(reading: Reading) -> bytes:
         "device_id": reading.device_id,
         "ts": format_ts(reading.ts),
         "temperature": reading.temperature,
-        "latitude": reading.latitude,
-        "longitude": reading.longitude,
     }
+    if reading.latitude is not None and reading.longitude is not None:
+        body["latitude"] = reading.latitude
+        body["longitude"] = reading.longitude
     if reading.seq is not None:
         body["seq"] = reading.seq
     return orjson.dumps(body)
@@ -121,12 +136,16 @@ def _decode(data: bytes, earliest: datetime, latest: datetime) -> Reading:
         raise DecodeError(
             f"unknown schema version {_show(version)} (this ingest reads v{SCHEMA_VERSION})"
         )
+    place = [name in body for name in PLACE_FIELDS]
+    if any(place) and not all(place):
+        given, lacking = PLACE_FIELDS if place[0] else PLACE_FIELDS[::-1]
+        raise DecodeError(f"{given} without {lacking}: send both, or neither")
     return Reading(
         device_id=_device_id(body["device_id"]),
         ts=_timestamp(body["ts"], earliest, latest),
         temperature=_temperature(body["temperature"]),
-        latitude=_coordinate("latitude", body["latitude"], 90.0),
-        longitude=_coordinate("longitude", body["longitude"], 180.0),
+        latitude=_coordinate("latitude", body["latitude"], 90.0) if all(place) else None,
+        longitude=_coordinate("longitude", body["longitude"], 180.0) if all(place) else None,
         seq=_seq(body.get("seq")),
     )
 
@@ -137,7 +156,7 @@ def decode_many(
     """decode() over many messages: for each, its Reading or the DecodeError saying why not.
 
     The answers are decode()'s own (a property test holds them equal); only the cost differs.
-    A message in the sensors' own form (float values, a canonical UUID) is checked inline, and
+    A message in the sensors' own form (float values, a place) is checked inline, and
     each timestamp and device id is parsed once per call: a fleet's tick shares one timestamp.
     Anything else, valid or not, goes through decode(), with the same window at the same `now`.
     """
@@ -186,8 +205,8 @@ def decode_many(
 
 
 def _known(device: str, devices: set[str]) -> bool:
-    """Whether `device` is a canonical UUID (remembered in `devices` if so)."""
-    if _CANONICAL_UUID.fullmatch(device):
+    """Whether `device` is a valid device id (remembered in `devices` if so)."""
+    if is_device_id(device):
         devices.add(device)
         return True
     return False
@@ -245,14 +264,14 @@ def _coordinate(name: str, value: object, limit: float) -> float:
 
 def _device_id(value: object) -> str:
     if not isinstance(value, str):
-        raise DecodeError(f"device_id must be a UUID string, got {type(value).__name__}")
-    if _CANONICAL_UUID.fullmatch(value):
+        raise DecodeError(f"device_id must be a string, got {type(value).__name__}")
+    if is_device_id(value):
         return value
     # Never normalised: an upper-case or braced spelling is another publisher's bug to fix,
     # and accepting it would merge two spellings into one device.
     raise DecodeError(
-        f"device_id {_show(value)} is not a canonical UUID "
-        "(lower-case hex, 8-4-4-4-12, e.g. 6b4fa32e-a7f5-4ec2-8820-6581468ef36b)"
+        f"device_id {_show(value)} is neither a canonical UUID (lower-case hex, 8-4-4-4-12) "
+        "nor a readable id (1-64 of a-z 0-9 . _ -, starting with a letter or digit)"
     )
 
 

@@ -203,7 +203,7 @@ def test_devices_and_readings_pages(client: TestClient) -> None:
         "/api/v1/anomalies?minutes=-5",
         "/api/v1/anomalies?minutes=abc",
         "/api/v1/anomalies?device_id=1%27%3B%20DROP%20TABLE%20readings%3B--",
-        "/api/v1/readings?device_id=nope",
+        "/api/v1/readings?device_id=no%20pe",
         f"/api/v1/readings?device_id={DEVICE_A}&start=yesterday",
         f"/api/v1/readings?device_id={DEVICE_A}&start=2026-01-01T00:00:00",
         f"/api/v1/readings?device_id={DEVICE_A}&limit=0",
@@ -211,7 +211,7 @@ def test_devices_and_readings_pages(client: TestClient) -> None:
         f"/api/v1/readings?device_id={DEVICE_A}&end=1969-12-31T23:59:59Z",
         f"/api/v1/readings?device_id={DEVICE_A}&after=9999-12-31T23:59:59-01:00",
         "/api/v1/readings?device_id=",
-        "/api/v1/series?device_id=x",
+        "/api/v1/series?device_id=x%2Fy",
         f"/api/v1/series?device_id={DEVICE_A}&resolution=week",
         f"/api/v1/series?device_id={DEVICE_A}&start=2024-01-01T00:00:00Z"
         "&end=2026-01-01T00:00:00Z&resolution=hour",

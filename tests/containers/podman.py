@@ -20,7 +20,10 @@ IMAGE = "localhost/weatherpipe:test"
 STANDIN_IMAGES = {
     "mariadb": "localhost/wp-test-mariadb:latest",
     "nats": "localhost/wp-test-nats:latest",
+    "postgres": "localhost/wp-test-postgres:latest",
 }
+# Variables compose.yaml reads: only the test's own values may reach it, not the caller's shell.
+COMPOSE_VARIABLES = ("WEATHERPIPE_", "PUBSUB_EMULATOR_HOST", "API_", "COMPOSE_")
 
 
 def missing_tools() -> str | None:
@@ -90,7 +93,8 @@ class Compose:
 
     def __init__(self, docker_host: str, env: dict[str, str]) -> None:
         self.project = f"wptest{uuid.uuid4().hex[:8]}"
-        self.env = {**os.environ, "DOCKER_HOST": docker_host, "WEATHERPIPE_IMAGE": IMAGE, **env}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(COMPOSE_VARIABLES)}
+        self.env = {**inherited, "DOCKER_HOST": docker_host, "WEATHERPIPE_IMAGE": IMAGE, **env}
 
     def __call__(self, *args: str, timeout: float = 300) -> str:
         files = ["-f", str(ROOT / "compose.yaml"), "-f", str(OVERRIDE)]

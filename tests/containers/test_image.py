@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.containers.podman import inspect, run
+from tests.containers.podman import ROOT, inspect, run
 from tests.faults.harness import free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -68,3 +68,13 @@ def test_a_stage_that_stopped_making_progress_is_unhealthy(image: str) -> None:
             run("podman", "healthcheck", "run", name)
     finally:
         run("podman", "rm", "--force", "--volumes", name)
+
+
+def test_the_image_holds_this_source_and_every_backend_driver(image: str) -> None:
+    # A stale build cache once shipped an old copy of the venv; compare a module byte for byte.
+    module = "weatherpipe/runner.py"
+    site = "/opt/weatherpipe/lib/python3.11/site-packages"
+    inside = run("podman", "run", "--rm", "--entrypoint", "cat", image, f"{site}/{module}")
+    assert inside == (ROOT / "src" / module).read_text()
+    drivers = "import pymysql, psycopg, nats, paho.mqtt.client, google.cloud.pubsub_v1"
+    run("podman", "run", "--rm", "--entrypoint", "python3", image, "-c", drivers)

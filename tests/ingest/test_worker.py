@@ -66,7 +66,7 @@ def test_a_malformed_message_goes_to_dead_letters_and_ingest_goes_on(repo: Repos
     assert count(repo, "readings") == 2
     (letter,) = repo.dead_letters()
     assert letter["data"] == b'{"v": 1, "device_id": "oops"}'
-    assert "missing field(s): ts, temperature, latitude, longitude" in letter["reason"]
+    assert "missing field(s): ts, temperature" in letter["reason"]
     assert letter["attributes"] == {"origin": "test"}
 
 

@@ -152,6 +152,9 @@ def test_devices_carry_their_span_place_count_and_maximum(
                 "last_ts": last.ts,
                 "detection": "not_started",
                 "false_alarms_per_day": None,
+                "description": None,
+                "tags": [],
+                "enabled": True,
             }
         )
     assert repo.devices() == expected

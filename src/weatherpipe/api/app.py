@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,10 +15,16 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
-from weatherpipe.api import dashboard, login, routes
+from weatherpipe.api import admin, dashboard, login, routes, schema, telemetry
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
-from weatherpipe.errors import ApiError, StorageError, StorageUnavailable
+from weatherpipe.errors import (
+    ApiError,
+    StorageError,
+    StorageUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 from weatherpipe.metrics import Metrics
 from weatherpipe.storage.repository import Repository
 
@@ -47,6 +54,10 @@ def create_app(
     app.state.bus = bus
     app.state.metrics = metrics
     app.include_router(routes.router)
+    app.include_router(admin.router)
+    app.include_router(telemetry.router)
+    app.include_router(schema.router)
+    app.state.telemetry = telemetry.Intake.from_settings(settings, repo)
     app.include_router(dashboard.router)
     app.state.templates = dashboard.templates()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -84,7 +95,12 @@ async def _docs() -> HTMLResponse:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+        headers = {}
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(StorageUnavailable)
     async def storage_down(_request: Request, exc: StorageUnavailable) -> JSONResponse:

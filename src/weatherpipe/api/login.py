@@ -16,8 +16,9 @@ from fastapi.templating import Jinja2Templates
 
 TOKEN_COOKIE = "weatherpipe_token"
 LOGIN_PATH = "/login"
-# Liveness probes must not need the secret; /healthz says nothing about the data.
-OPEN_PATHS = frozenset({"/healthz", LOGIN_PATH})
+# Liveness probes must not need the secret; /healthz says nothing about the data. Devices
+# post telemetry with their own tokens (api/telemetry.py checks them); the schema is public.
+OPEN_PATHS = frozenset({"/healthz", LOGIN_PATH, "/api/v1/telemetry", "/api/v1/schema/reading.json"})
 MAX_FORM_BYTES = 4096
 Endpoint = Callable[[Request], Awaitable[Response]]
 

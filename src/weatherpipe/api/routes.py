@@ -33,8 +33,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": Problem, "description": "The database is unreachable."},
 }
 router = APIRouter(responses=ERRORS)
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-DeviceId = Annotated[str, Query(pattern=UUID_PATTERN, description="A device UUID.")]
+# reading.DEVICE_ID (a canonical UUID or a readable id); a query's upper case is lowered.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+DeviceId = Annotated[
+    str, Query(pattern=DEVICE_ID_PATTERN, description="A device id (a UUID or a readable id).")
+]
 # Every database weatherpipe supports stores these years (MySQL's DATETIME starts at 1000).
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)

@@ -47,12 +47,19 @@ class Device(BaseModel):
         }
     )
 
-    device_id: str = Field(description="The device's UUID.")
-    name: str | None = Field(description="Display name (the simulator's place), if known.")
-    latitude: float
-    longitude: float
-    first_seen: datetime = Field(description="Time of its oldest reading (UTC).")
-    last_seen: datetime = Field(description="Time of its newest reading (UTC).")
+    device_id: str = Field(description="The device's id (a UUID or a readable id).")
+    name: str | None = Field(description="Display name from the registry, if it has one.")
+    latitude: float | None = Field(
+        description="Registered place, or the place of its last reading; null if neither."
+    )
+    longitude: float | None
+    first_seen: datetime | None = Field(
+        description="Time of its oldest reading (UTC); null for a device provisioned ahead."
+    )
+    last_seen: datetime | None = Field(description="Time of its newest reading (UTC).")
+    description: str | None = Field(None, description="Free text from the registry.")
+    tags: list[str] = Field(default_factory=list, description="Tags from the registry.")
+    enabled: bool = Field(True, description="False: its readings are refused (dead letters).")
     count: int = Field(description="Readings stored.")
     max_temperature: float | None = Field(description="Highest temperature stored, °C.")
     last_temperature: float | None = Field(description="Temperature of the newest reading, °C.")

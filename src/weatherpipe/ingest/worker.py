@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from weatherpipe.bus.base import Bus, Message
 from weatherpipe.errors import (
@@ -22,6 +23,8 @@ from weatherpipe.errors import (
     StorageRefused,
     StorageUnavailable,
 )
+from weatherpipe.ingest.admission import Admission
+from weatherpipe.ingest.lean import TOPIC_DEVICE, complete
 from weatherpipe.ingest.refusals import bare, dead_letter
 from weatherpipe.lifecycle import pause
 from weatherpipe.reading import Reading, decode_many
@@ -71,7 +74,7 @@ class IngestWorker:
 
     def __init__(
         self,
-        bus: Bus,
+        bus: Bus | None,
         repo: ReadingSink,
         *,
         batch_size: int = 2000,
@@ -80,6 +83,7 @@ class IngestWorker:
         verifier: Verifier | None = None,
         on_batch: Callable[[BatchResult, float], None] | None = None,
         decoder: Decoder = decode_many,
+        admission: Admission | None = None,
     ) -> None:
         self.bus = bus
         self.repo = repo
@@ -89,6 +93,8 @@ class IngestWorker:
         self.on_batch = on_batch
         self.writers = writers
         self.decoder = decoder
+        # Without a registry, only the place is checked: a reading must name its own.
+        self.admission = admission or Admission(None)
         self.stats = IngestStats()
 
     async def run(self, stop: asyncio.Event) -> IngestStats:
@@ -111,6 +117,8 @@ class IngestWorker:
                     backoff = min(backoff * 2, MAX_BACKOFF)
                     continue
                 backoff = 0.1
+                if messages:
+                    await self._refresh_registry()
                 batch = self.prepare(messages) if messages else None
                 for task in [t for t in storing if t.done()]:
                     storing.discard(task)
@@ -135,7 +143,7 @@ class IngestWorker:
     async def _collect(self, stop: asyncio.Event) -> list[Message]:
         """Fill a batch: up to batch_size messages, at most batch_seconds after the first, and
         no longer than the bus stays quiet for QUIET_SECONDS."""
-        messages = await self.bus.pull(self.batch_size, timeout=min(1.0, self.batch_seconds * 2))
+        messages = await self.source.pull(self.batch_size, timeout=min(1.0, self.batch_seconds * 2))
         deadline = time.monotonic() + self.batch_seconds
         while messages and len(messages) < self.batch_size and not stop.is_set():
             remaining = deadline - time.monotonic()
@@ -143,7 +151,7 @@ class IngestWorker:
                 break
             # A quiet bus ends the batch early: a fleet's tick arrives as one burst, and waiting
             # out batch_seconds after it would only add to every reading's latency.
-            more = await self.bus.pull(
+            more = await self.source.pull(
                 self.batch_size - len(messages), timeout=min(remaining, QUIET_SECONDS)
             )
             if not more:
@@ -165,14 +173,46 @@ class IngestWorker:
                     accepted.append(message)
                 else:
                     dead.append(dead_letter(message, refusal))
-        decoded = self.decoder([message.data for message in accepted])
+        accepted, bodies = self._bodies(accepted, dead)
+        decoded = self.decoder(bodies)
+        valid: list[Reading] = []
+        carriers: list[Message] = []
         for message, result in zip(accepted, decoded, strict=True):
             if isinstance(result, DecodeError):
                 dead.append(dead_letter(message, result.reason))
             else:
-                readings.append(result)
+                valid.append(result)
+                carriers.append(message)
+        for admitted, message in zip(self.admission.admit(valid), carriers, strict=True):
+            if isinstance(admitted, str):
+                dead.append(dead_letter(message, admitted))
+            else:
+                readings.append(admitted)
                 sources.append(message)
         return Batch(messages, readings, sources, dead, self._render_ahead(readings))
+
+    @staticmethod
+    def _bodies(
+        messages: list[Message], dead: list[DeadLetter]
+    ) -> tuple[list[Message], list[bytes]]:
+        """Each message's body in the wire's full form: a per-device topic's lean body is
+        completed with its device and the time received (one that names another device is
+        a dead letter)."""
+        if not any(TOPIC_DEVICE in m.attributes for m in messages):
+            return messages, [m.data for m in messages]
+        received = datetime.now(UTC)
+        kept: list[Message] = []
+        bodies: list[bytes] = []
+        for message in messages:
+            device = message.attributes.get(TOPIC_DEVICE)
+            try:
+                body = message.data if device is None else complete(message.data, device, received)
+            except DecodeError as exc:
+                dead.append(dead_letter(message, exc.reason))
+                continue
+            kept.append(message)
+            bodies.append(body)
+        return kept, bodies
 
     def _render(self, readings: list[Reading]) -> Prepared:
         try:
@@ -186,9 +226,39 @@ class IngestWorker:
         except StorageRefused:
             return None  # _write_batch renders again, to split the batch around the value
 
+    @property
+    def source(self) -> Bus:
+        """The bus it pulls from (none for a worker that only stores what it is handed)."""
+        if self.bus is None:
+            raise RuntimeError("this ingest worker has no bus: it only stores messages handed in")
+        return self.bus
+
+    async def store_messages(
+        self, messages: list[Message], stop: asyncio.Event
+    ) -> tuple[Batch, BatchResult | None]:
+        """Store messages handed in (not pulled: nothing to ack), exactly as a pulled batch;
+        the batch with its dead letters, and the result (None: stopped with the database
+        down, nothing stored)."""
+        await self._refresh_registry()
+        batch = self.prepare(messages)
+        result = await self._write_batch(batch, stop)
+        if result is not None:
+            self._count(len(messages), result, 0.0)
+        return batch, result
+
     async def handle(self, messages: list[Message], stop: asyncio.Event) -> None:
         """Store one batch (retrying while the database is down), then ack it."""
+        await self._refresh_registry()
         await self._store(self.prepare(messages), stop)
+
+    async def _refresh_registry(self) -> None:
+        """A fresh registry snapshot when the one in hand is old (a down database keeps it)."""
+        if not self.admission.stale:
+            return
+        try:
+            await asyncio.to_thread(self.admission.refresh)
+        except StorageError as exc:
+            log.warning("could not read the device registry (%s); using the last snapshot", exc)
 
     async def _store(self, batch: Batch, stop: asyncio.Event) -> None:
         started = time.monotonic()
@@ -206,7 +276,7 @@ class IngestWorker:
             await self._nack(batch.messages)
             return
         try:
-            await self.bus.ack(batch.messages)
+            await self.source.ack(batch.messages)
         except BusError as exc:
             # Stored already: the broker will redeliver and the key will drop the copies.
             log.warning("ack failed after commit (%s); expect redelivered duplicates", exc)
@@ -303,6 +373,6 @@ class IngestWorker:
 
     async def _nack(self, messages: list[Message]) -> None:
         try:
-            await self.bus.nack(messages)
+            await self.source.nack(messages)
         except BusError as exc:
             log.warning("nack failed (%s); the broker redelivers after its ack wait", exc)

@@ -109,8 +109,11 @@ class ReadStore(Store):
                 "name": row["name"],
                 "latitude": row["latitude"],
                 "longitude": row["longitude"],
-                "first_seen": aware(row["first_seen"]),
-                "last_seen": aware(row["last_seen"]),
+                "first_seen": _maybe_aware(row["first_seen"]),
+                "last_seen": _maybe_aware(row["last_seen"]),
+                "description": row["description"],
+                "tags": row["tags"].split(",") if row["tags"] else [],
+                "enabled": bool(row["enabled"]),
                 "count": int(row["n"] or 0),
                 "max_temperature": row["t_max"],
                 "last_temperature": row["last_temperature"],
@@ -262,6 +265,10 @@ class ReadStore(Store):
             .order_by(r.ts)
             .limit(limit)
         )
+
+
+def _maybe_aware(ts: datetime | None) -> datetime | None:
+    return aware(ts) if ts is not None else None
 
 
 def _number(value: Any) -> float | None:

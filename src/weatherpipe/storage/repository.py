@@ -1,6 +1,6 @@
 """Every seam of the storage over one database, for callers that need more than one (the CLI,
 `up`, tests). A stage takes only its own seam: ingest.ReadingSink, detection.DetectionStorage,
-reads.Reads, deadletters.DeadLetters."""
+reads.Reads, deadletters.DeadLetters, registry.DeviceDirectory."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from weatherpipe.storage.deadletters import DeadLetterStore
 from weatherpipe.storage.detection import DetectionStore
 from weatherpipe.storage.ingest import IngestStore
 from weatherpipe.storage.reads import ReadStore
+from weatherpipe.storage.registry import RegistryStore
 from weatherpipe.storage.rows import (
     BatchResult,
     DeadLetter,
@@ -35,8 +36,8 @@ __all__ = [
 ]
 
 
-class Repository(IngestStore, DetectionStore, ReadStore, DeadLetterStore):
-    """The database, as weatherpipe uses it: all four seams sharing one engine."""
+class Repository(IngestStore, DetectionStore, ReadStore, DeadLetterStore, RegistryStore):
+    """The database, as weatherpipe uses it: every seam sharing one engine."""
 
     def __init__(self, engine: Engine | Database) -> None:
         super().__init__(engine if isinstance(engine, Database) else Database(engine))

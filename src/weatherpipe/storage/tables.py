@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.dialects import mysql
 
@@ -36,25 +37,39 @@ Blob = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 JsonText = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 # What a flag says it is: a kind (spike, dip, shift, ...) and a severity (low, medium, high).
 Label = String(10)
+# A device id: a canonical UUID or a readable id (reading.DEVICE_ID: up to 64 characters).
+DeviceId = String(64)
 
 devices = Table(
     "devices",
     metadata,
-    Column("id", String(36), primary_key=True),
+    Column("id", DeviceId, primary_key=True),
     Column("name", String(100), nullable=True),
-    Column("latitude", Double, nullable=False),
-    Column("longitude", Double, nullable=False),
-    Column("first_seen", Timestamp, nullable=False),
-    Column("last_seen", Timestamp, nullable=False),
+    # The registered place, or the place of the last reading; NULL for a device provisioned
+    # without one that has sent nothing yet.
+    Column("latitude", Double, nullable=True),
+    Column("longitude", Double, nullable=True),
+    # NULL until the device's first reading (a device provisioned ahead has none yet).
+    Column("first_seen", Timestamp, nullable=True),
+    Column("last_seen", Timestamp, nullable=True),
     # The device's own sensitivity (expected false alarms a day); NULL: the global setting.
     Column("false_alarms_per_day", Double, nullable=True),
+    # The registry: what a person says about the device, and its credentials.
+    Column("description", String(500), nullable=True),
+    Column("tags", String(500), nullable=True),  # comma-separated, sorted
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    # sha256 hex of the device's bearer token (the token is shown once, never stored).
+    Column("token_hash", String(64), nullable=True),
+    # The device's HMAC-SHA256 signing key, hex (needed to verify, so kept as it is).
+    Column("hmac_key", String(128), nullable=True),
+    UniqueConstraint("token_hash", name="uq_devices_token_hash"),
 )
 
 readings = Table(
     "readings",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("device_id", String(36), nullable=False),
+    Column("device_id", DeviceId, nullable=False),
     Column("ts", Timestamp, nullable=False),
     Column("temperature", Double, nullable=False),
     Column("latitude", Double, nullable=False),
@@ -85,7 +100,7 @@ dead_letters = Table(
 readings_minute = Table(
     "readings_minute",
     metadata,
-    Column("device_id", String(36), nullable=False),
+    Column("device_id", DeviceId, nullable=False),
     Column("minute", Timestamp, nullable=False),
     Column("n", Integer, nullable=False),
     Column("t_min", Double, nullable=False),
@@ -99,7 +114,7 @@ readings_minute = Table(
 readings_daily = Table(
     "readings_daily",
     metadata,
-    Column("device_id", String(36), nullable=False),
+    Column("device_id", DeviceId, nullable=False),
     Column("day", Date, nullable=False),
     Column("year", Integer, nullable=False),
     Column("month", Integer, nullable=False),
@@ -115,7 +130,7 @@ readings_daily = Table(
 detector_state = Table(
     "detector_state",
     metadata,
-    Column("device_id", String(36), nullable=False),
+    Column("device_id", DeviceId, nullable=False),
     Column("detector", String(40), nullable=False),
     Column("last_ts", Timestamp, nullable=False),
     Column("state", JsonText, nullable=False),  # the detector's to_state(), as JSON
@@ -131,7 +146,7 @@ injected_anomalies = Table(
     "injected_anomalies",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("device_id", String(36), nullable=False),
+    Column("device_id", DeviceId, nullable=False),
     Column("kind", String(20), nullable=False),
     Column("start_ts", Timestamp, nullable=False),
     Column("end_ts", Timestamp, nullable=False),

@@ -119,8 +119,10 @@ def run(conn: Connection, statements: Iterable[Statement]) -> None:
             conn.exec_driver_sql(sql, rows)
 
 
-def number(value: float) -> str:
+def number(value: float | None) -> str:
     """A float literal that reads back as the very same double (repr round-trips)."""
+    if value is None:  # a reading without a place: ingest gives it the registry's first
+        raise ValueError("cannot store a reading without latitude and longitude")
     if type(value) is not float:
         value = float(value)
     if value - value != 0.0:  # inf and nan; cheaper than math.isfinite on the hot path

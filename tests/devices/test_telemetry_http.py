@@ -1,0 +1,237 @@
+"""POST /api/v1/telemetry against a running `weatherpipe api` (uvicorn, a free port), with
+curl and httpx as devices would use it; the admin API provisions the devices."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+API_TOKEN = "admin-secret-token-for-tests"
+RATE, BURST = 50, 300
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Api:
+    url: str
+    db: Path
+    admin: httpx.Client
+
+    def token_of(self, device_id: str, **fields: object) -> str:
+        answer = self.admin.post(
+            "/api/v1/admin/devices", json={"device_id": device_id, "token": True, **fields}
+        )
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["token"])
+
+    def dead_letters(self) -> list[tuple[bytes, str]]:
+        with sqlite3.connect(self.db) as conn:
+            return list(conn.execute("SELECT data, reason FROM dead_letters ORDER BY id"))
+
+    def count(self, device_id: str) -> int:
+        with sqlite3.connect(self.db) as conn:
+            query = "SELECT COUNT(*) FROM readings WHERE device_id = ?"
+            return int(conn.execute(query, (device_id,)).fetchone()[0])
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    folder = tmp_path_factory.mktemp("telemetry")
+    db = folder / "weather.db"
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "WEATHERPIPE_DATABASE_URL": f"sqlite:///{db}",
+        "WEATHERPIPE_API_TOKEN": API_TOKEN,
+        "WEATHERPIPE_TELEMETRY_RATE": str(RATE),
+        "WEATHERPIPE_TELEMETRY_BURST": str(BURST),
+        "WEATHERPIPE_TELEMETRY_MAX_BYTES": str(256 * 1024),
+    }
+    log = (folder / "api.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "weatherpipe", "api", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=folder,
+    )
+    url = f"http://127.0.0.1:{port}"
+    admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_TOKEN}"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, (folder / "api.log").read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the API did not answer within 30 s"
+            time.sleep(0.1)
+        yield Api(url, db, admin)
+    finally:
+        admin.close()
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def curl(api: Api, body: str, *headers: str) -> tuple[int, str]:
+    args = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"]
+    args += ["-H", "Content-Type: application/json", "--data-binary", body]
+    for header in headers:
+        args += ["-H", header]
+    done = subprocess.run(
+        [*args, f"{api.url}/api/v1/telemetry"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    text, _, status = done.stdout.rpartition("\n")
+    return int(status), text
+
+
+def test_curl_with_only_a_token_gets_a_named_devices_reading_stored(api: Api) -> None:
+    token = api.token_of("greenhouse-01", name="Greenhouse", latitude=52.5, longitude=13.4)
+    status, text = curl(
+        api, '{"device_id": "greenhouse-01", "temperature": 21.4}', f"Authorization: Bearer {token}"
+    )
+    assert status == 202, text
+    assert '"stored":1' in text
+    devices = api.admin.get("/api/v1/devices").json()
+    (device,) = [d for d in devices if d["device_id"] == "greenhouse-01"]
+    assert device["name"] == "Greenhouse"
+    assert (device["latitude"], device["longitude"]) == (52.5, 13.4)  # from the registry
+    assert device["count"] == 1
+
+
+def test_a_retried_reading_is_stored_once(api: Api) -> None:
+    token = api.token_of("retry-1", latitude=1.0, longitude=2.0)
+    body = '{"temperature": 20.0, "ts": "2026-11-28T10:00:00.000Z", "seq": 7}'
+    first = curl(api, body, f"X-Device-Token: {token}")
+    again = curl(api, body, f"X-Device-Token: {token}")
+    assert first[0] == again[0] == 202
+    assert '"stored":1' in first[1] and '"duplicates":1' in again[1]
+    assert api.count("retry-1") == 1
+
+
+def test_a_batch_of_100_with_httpx(api: Api) -> None:
+    token = api.token_of("batch-1")
+    batch = [
+        {
+            "temperature": 15.0 + i / 10,
+            "ts": f"2026-11-28T11:00:{i // 10:02d}.{i % 10}00Z",
+            "latitude": 48.1,
+            "longitude": 11.6,
+        }
+        for i in range(100)
+    ]
+    with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {token}"}) as device:
+        first = device.post("/api/v1/telemetry", json=batch)
+        again = device.post("/api/v1/telemetry", json=batch)
+    assert first.status_code == 202, first.text
+    assert (first.json()["stored"], first.json()["duplicates"]) == (100, 0)
+    assert (again.json()["stored"], again.json()["duplicates"]) == (0, 100)
+    assert api.count("batch-1") == 100
+
+
+def test_bad_readings_in_a_batch_are_dead_lettered_with_reasons(api: Api) -> None:
+    token = api.token_of("mixed-1", latitude=0.0, longitude=0.0)
+    batch = [
+        {"temperature": 1.0, "ts": "2026-11-28T12:00:00Z"},
+        {"temperature": "hot"},
+        7,
+        {"temperature": -300.0},
+        {"temperature": 2.0, "latitude": 10.0},
+        {"temperature": 3.0, "ts": "2999-01-01T00:00:00Z"},
+        {"temperature": 4.0, "x": "A" * 70_000},
+    ]
+    before = len(api.dead_letters())
+    answer = httpx.post(
+        f"{api.url}/api/v1/telemetry", json=batch, headers={"X-Device-Token": token}
+    )
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert (body["stored"], body["dead_lettered"]) == (1, 6)
+    reasons = {r["index"]: r["reason"] for r in body["refused"]}
+    assert "temperature must be a number" in reasons[1]
+    assert "expected a JSON object" in reasons[2]
+    assert "below absolute zero" in reasons[3]
+    assert "latitude without longitude" in reasons[4]
+    assert "too far ahead" in reasons[5]
+    assert "over the 65536-byte limit" in reasons[6]
+    letters = api.dead_letters()[before:]
+    assert sorted(reason for _, reason in letters) == sorted(reasons.values())
+
+
+def test_credentials_are_checked(api: Api) -> None:
+    mine = api.token_of("auth-1", latitude=0.0, longitude=0.0)
+    api.token_of("auth-2", latitude=0.0, longitude=0.0)
+    lean = '{"device_id": "auth-2", "temperature": 1.0}'
+    assert curl(api, lean)[0] == 401
+    assert curl(api, lean, "Authorization: Bearer wpd_wrong")[0] == 401
+    status, text = curl(api, lean, f"Authorization: Bearer {mine}")
+    assert status == 401 and "a reading names 'auth-2'" in text
+    assert api.count("auth-2") == 0
+    # The API token is a gateway's: it may post for any device.
+    assert curl(api, lean, f"Authorization: Bearer {API_TOKEN}")[0] == 202
+
+
+def test_limits_give_400_413_and_429(api: Api, tmp_path: Path) -> None:
+    token = api.token_of("limits-1", latitude=0.0, longitude=0.0)
+    auth = f"Authorization: Bearer {token}"
+    status, text = curl(api, "{not json", auth)
+    assert status == 400 and "not valid UTF-8 JSON" in text
+    assert curl(api, "[]", auth)[0] == 400
+    big = tmp_path / "big.json"
+    big.write_text("[" + ",".join(['{"temperature": 1.0}'] * 20_000) + "]")
+    status, text = curl(api, f"@{big}", auth)
+    assert status == 413 and "byte limit" in text
+    burst = [
+        {"temperature": 1.0, "ts": f"2026-11-28T13:{i // 60:02d}:{i % 60:02d}Z"}
+        for i in range(BURST)
+    ]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(f"{api.url}/api/v1/telemetry", json=burst, headers=headers).status_code == 202
+    over = httpx.post(f"{api.url}/api/v1/telemetry", json=burst[:50], headers=headers)
+    assert over.status_code == 429, over.text
+    assert 1 <= int(over.headers["Retry-After"]) <= 2
+    assert "over the rate of 50 readings/s" in over.json()["detail"]
+
+
+def test_disabled_and_placeless_devices_are_dead_lettered(api: Api) -> None:
+    token = api.token_of("nowhere-1")
+    status, text = curl(api, '{"temperature": 5.0}', f"Authorization: Bearer {token}")
+    assert status == 400 and "no registered location" in text
+    off = api.token_of("off-1", latitude=1.0, longitude=1.0)
+    assert (
+        api.admin.patch("/api/v1/admin/devices/off-1", json={"enabled": False}).json()["enabled"]
+        is False
+    )
+    deadline = time.monotonic() + 10  # the registry snapshot is at most 2 s old
+    while True:
+        status, text = curl(api, '{"temperature": 5.0}', f"Authorization: Bearer {off}")
+        if status == 400:
+            break
+        assert time.monotonic() < deadline, text
+        time.sleep(0.2)
+    assert "is disabled in the registry" in text
+    assert api.count("off-1") <= 1  # at most one got in before the snapshot saw the change
+    assert "is disabled" in api.dead_letters()[-1][1]
