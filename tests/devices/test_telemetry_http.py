@@ -97,7 +97,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 
 def curl(api: Api, body: str, *headers: str) -> tuple[int, str]:
     args = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"]
-    args += ["-H", "Content-Type: application/json", "--data-binary", body]
+    if not any(h.lower().startswith("content-type:") for h in headers):
+        args += ["-H", "Content-Type: application/json"]
+    args += ["--data-binary", body]
     for header in headers:
         args += ["-H", header]
     done = subprocess.run(
@@ -235,3 +237,27 @@ def test_disabled_and_placeless_devices_are_dead_lettered(api: Api) -> None:
     assert "is disabled in the registry" in text
     assert api.count("off-1") <= 1  # at most one got in before the snapshot saw the change
     assert "is disabled" in api.dead_letters()[-1][1]
+
+
+def test_a_telegraf_line_protocol_body(api: Api) -> None:
+    api.token_of("lp-1", latitude=52.5, longitude=13.4)
+    body = (
+        "weather,device_id=lp-1,host=pi temperature=21.5,latitude=52.5,longitude=13.4 "
+        "1764291723456000000\n"
+        "weather,device_id=lp-1 temperature=21.6 1764291724456789000\n"
+        'weather,device_id=lp-1 temperature="hot" 1764291725000000000\n'
+        "garbage\n"
+    )
+    status, text = curl(api, body, f"Authorization: Bearer {API_TOKEN}", "Content-Type: text/plain")
+    assert status == 202, text
+    assert '"stored":2' in text and '"dead_lettered":2' in text
+    assert "line 3: temperature" in text and "is not a number" in text
+    assert "line 4: expected `measurement[,tags] fields [timestamp]`" in text
+    with sqlite3.connect(api.db) as conn:
+        stamps = [r[0] for r in conn.execute("SELECT ts FROM readings WHERE device_id = 'lp-1'")]
+    assert sorted(stamps) == ["2025-11-28 01:02:03.456000", "2025-11-28 01:02:04.456000"]
+    letters = api.dead_letters()[-2:]
+    assert {data for data, _ in letters} == {
+        b'weather,device_id=lp-1 temperature="hot" 1764291725000000000',
+        b"garbage",
+    }

@@ -20,6 +20,8 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from weatherpipe.api import lineprotocol
+from weatherpipe.api.lineprotocol import LineError
 from weatherpipe.api.login import presented_token
 from weatherpipe.api.ratelimit import RateLimiter
 from weatherpipe.bus.base import Message
@@ -42,9 +44,11 @@ from weatherpipe.storage.repository import Repository
 PATH = "/api/v1/telemetry"
 TOKEN_HEADER = "x-device-token"
 INDEX = "index"  # the attribute that carries a reading's place in its request
+REFUSED = "refused"  # set only by this module, on a line protocol line that is no reading
 # How long a request waits for a database that is down before answering 503.
 STORE_SECONDS = 10.0
 TOKEN_CACHE_SECONDS = 2.0
+MISS_REFRESH_SECONDS = 0.2
 
 router = APIRouter(tags=["devices"])
 
@@ -70,6 +74,7 @@ class Intake:
             repo,
             decoder=functools.partial(decode_many, window=window),
             admission=self.admission,
+            verifier=_verdict,
         )
         self._tokens: dict[str, tuple[tuple[str, bool] | None, float]] = {}
 
@@ -105,15 +110,28 @@ class Intake:
     },
 )
 async def telemetry(request: Request) -> JSONResponse:
-    """One reading (a JSON object) or a batch (a JSON array). Lean form: `{"device_id":
+    """One reading (a JSON object) or a batch (a JSON array), or InfluxDB line protocol with
+    Content-Type text/plain (Telegraf's `influx` format). Lean form: `{"device_id":
     "greenhouse-01", "temperature": 21.4}`, optionally with `ts` (default: the time received),
     `seq`, `latitude`+`longitude` (default: the registered place). Send the device's token as
     `Authorization: Bearer TOKEN` or `X-Device-Token: TOKEN`. See docs/devices.md."""
     intake: Intake = request.app.state.telemetry
     received = datetime.now(UTC)
-    items = _items(await _body(request, intake.max_bytes))
+    body = await _body(request, intake.max_bytes)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in lineprotocol.CONTENT_TYPES:
+        parsed = lineprotocol.items(body)
+        if not parsed:
+            raise BadRequest("the body holds no line")
+        items: list[Any] = [{} if isinstance(p, LineError) else p for p in parsed]
+    else:
+        items = parsed = _items(body)
     device = await _authenticate(request, intake, items)
-    messages = [_message(item, i, device, received) for i, item in enumerate(items)]
+    await _know_new_devices(intake, items, device)
+    messages = [
+        _refused(p, i) if isinstance(p, LineError) else _message(p, i, device, received)
+        for i, p in enumerate(parsed)
+    ]
     costs = Counter(m.attributes.get("device", "") for m in messages)
     wait = intake.limiter.take(costs)
     if wait:
@@ -206,6 +224,32 @@ async def _authenticate(request: Request, intake: Intake, items: list[Any]) -> s
         if entry is not None and entry.has_token:
             raise Unauthorized(f"device {named!r} has a token: send it")
     return None
+
+
+async def _know_new_devices(intake: Intake, items: list[Any], device: str | None) -> None:
+    """Read the registry again when a reading without a place names a device the snapshot
+    does not know: it may have been provisioned just now."""
+    named = {
+        item.get("device_id", device)
+        for item in items
+        if isinstance(item, dict) and "latitude" not in item
+    }
+    if any(isinstance(d, str) and intake.admission.entry(d) is None for d in named):
+        # Not sooner than MISS_REFRESH_SECONDS after the last: unknown devices cannot make
+        # the API read the registry in a loop.
+        await asyncio.sleep(max(0.0, MISS_REFRESH_SECONDS - intake.admission.age))
+        await asyncio.to_thread(intake.admission.refresh)
+
+
+def _refused(error: LineError, index: int) -> Message:
+    """A line that is no reading: a dead letter with the parser's reason (see `_verdict`)."""
+    attributes = {INDEX: str(index), "via": "http", REFUSED: str(error)}
+    return Message(error.line.encode("utf-8", "surrogateescape"), attributes)
+
+
+def _verdict(message: Message) -> str | None:
+    """The IngestWorker verifier of the HTTP path: only lines the parser refused."""
+    return message.attributes.get(REFUSED)
 
 
 def _message(item: Any, index: int, device: str | None, received: datetime) -> Message:

@@ -29,6 +29,11 @@ class Admission:
     def stale(self) -> bool:
         return self.registry is not None and time.monotonic() - self._loaded >= self.refresh_seconds
 
+    @property
+    def age(self) -> float:
+        """Seconds since the last refresh."""
+        return time.monotonic() - self._loaded
+
     def refresh(self) -> None:
         """Read the registry again (a blocking query: call it in a thread)."""
         if self.registry is None:
