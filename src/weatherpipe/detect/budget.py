@@ -14,7 +14,8 @@ moving where the device's own onsets of that test come at its share of the budge
 day = share), whatever the shape of its tail and however fast it samples. The offset never goes
 below 0, so the extrapolated line is a floor (a device that has shown nothing keeps the fixed
 lines: warm-up is unchanged), and never above CAP nats (a device with many real faults stays
-watched). A raised line comes down only slowly: STEP nats take 1 / share days.
+watched; ln 1e6 does not bind on the tuning set, ln 1e3 was too low for Student-t noise).
+A raised line comes down only slowly: STEP nats take 1 / share days.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import math
 
 STEP = math.log(4.0)  # nats an onset raises its test's line by: its tail passes a quarter as often
-CAP = math.log(1_000.0)  # a line is made at most a thousand times rarer than extrapolated
+CAP = math.log(1e6)  # a line is made at most a million times rarer than extrapolated
 TESTS = 5  # vigil's statistical tests share the budget evenly (as in calibration.lines)
 SECONDS_PER_DAY = 86_400.0
 
