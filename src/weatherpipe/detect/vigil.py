@@ -352,6 +352,8 @@ class VigilDetector(Detector):
             quiet = n + AFTER
             ring.clear()  # a fault inside the trend window would bend the trend: start afresh
             kind = ("spike" if r > 0.0 else "dip", "shift", "drift", "stuck", "noise")[best]
+            # A burst moves the step means too; a step barely moves the noise ratio: call it noise.
+            kind = "noise" if best == SHIFT and s_noise > REARM * h_noise else kind
             passes = [p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck]
             passes += [p_noise, q_noise]
             append(Verdict(score, True, kind, severity(best, stats[best], hs[best], passes)))
@@ -364,11 +366,10 @@ class VigilDetector(Detector):
         self.ring, self.pos, self.ksteps, self.quiet = ring, pos, ksteps, quiet
         self.fast, self.slow, self.dscale = fast, slow, dscale
         self.reps, self.steps, self.nlp, self.run = reps, steps, nlp, run
-        self.outside, self.held = outside, held
+        self.outside, self.held, self.offsets, self.cal_ts = outside, held, offsets, cal_ts
         self.lines = [h_spike, h_shift, h_drift, h_stuck, h_noise]
         self.passes = [p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck]
         self.passes += [p_noise, q_noise]
-        self.offsets, self.cal_ts = offsets, cal_ts
         return out
 
     def to_state(self) -> dict[str, Any]:
