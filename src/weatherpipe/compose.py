@@ -38,8 +38,12 @@ if TYPE_CHECKING:
 
 
 def open_bus(settings: Settings) -> Bus:
-    """The bus of WEATHERPIPE_BUS_URL (not connected yet; its backend imported only now)."""
-    return create_bus(settings.bus_url, settings.topic, settings.subscription)
+    """The bus of WEATHERPIPE_BUS_URL (not connected yet; its backend imported only now),
+    listening on per-device topics too where the backend has them."""
+    bus = create_bus(settings.bus_url, settings.topic, settings.subscription)
+    if bus.per_device_topics:
+        bus.device_topic = settings.device_topic
+    return bus
 
 
 def open_repository(

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     device_keys: str | None = Field(
         None, description="Path to a file of per-device HMAC keys (`DEVICE_ID KEY` per line)."
     )
+    device_topic: str = Field(
+        "weather/+/telemetry",
+        description="MQTT only: ingest also takes readings from per-device topics matching this "
+        'pattern (its one `+` level is the device id; the lean body `{"temperature": 21.4}` '
+        "is enough); empty turns it off.",
+    )
     telemetry_rate: float = Field(
         10.0,
         gt=0,
@@ -121,6 +127,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must start with sqlite:, mysql+pymysql:, mariadb+pymysql: or postgresql:"
             )
+        return value
+
+    @field_validator("device_topic")
+    @classmethod
+    def _one_device_level(cls, value: str) -> str:
+        levels = value.split("/")
+        if value and (levels.count("+") != 1 or "#" in value or "" in levels):
+            raise ValueError("needs exactly one `+` level and no `#`, e.g. weather/+/telemetry")
         return value
 
     @field_validator("oldest_ts")

@@ -17,7 +17,10 @@ from weatherpipe.status import gather
 from weatherpipe.storage.repository import Repository
 from weatherpipe.testing import DEVICE_A, DEVICE_B, series
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+def now() -> datetime:
+    """The clock when the test runs (not at import: the suite may run for longer than the
+    analyses' windows)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def calm(n: int) -> list[float]:
@@ -39,7 +42,7 @@ def test_kind_and_severity_go_from_the_job_into_the_api(
     values = calm(300)
     values[130] += 8.0  # one reading far above its minute: kmeans-minute calls it a spike
     values[200] -= 8.0  # and one far below: a dip
-    start = NOW.replace(second=0) - timedelta(minutes=10)
+    start = now().replace(second=0) - timedelta(minutes=10)
     repo.store_batch(series(values, DEVICE_A, start=start))
     DetectionJob(repo, detector, settle_seconds=0).run_once()
 
@@ -68,7 +71,7 @@ def test_a_new_device_is_shown_warming_up_then_monitoring(repo: Repository) -> N
     # The default detector monitors within 5 minutes of a device's first reading; 30 s of
     # readings are too few for any of them, 10 minutes are enough for all.
     settings = load_settings(database_url=str(repo.engine.url))
-    start = NOW - timedelta(hours=1)
+    start = now() - timedelta(hours=1)
     repo.store_batch(series(calm(30), DEVICE_A, start=start))
     repo.store_batch(series(calm(30), DEVICE_B, start=start))
     job = DetectionJob(repo, settings.detector, settle_seconds=0)

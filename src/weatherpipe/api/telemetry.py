@@ -26,15 +26,17 @@ from weatherpipe.bus.base import Message
 from weatherpipe.config import Settings
 from weatherpipe.errors import (
     BadRequest,
+    DecodeError,
     PayloadTooLarge,
     StorageUnavailable,
     TooManyRequests,
     Unauthorized,
 )
 from weatherpipe.ingest.admission import Admission
+from weatherpipe.ingest.lean import complete_item
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.provision import token_hash
-from weatherpipe.reading import MAX_MESSAGE_BYTES, SCHEMA_VERSION, Window, decode_many, format_ts
+from weatherpipe.reading import MAX_MESSAGE_BYTES, Window, decode_many
 from weatherpipe.storage.repository import Repository
 
 PATH = "/api/v1/telemetry"
@@ -207,14 +209,13 @@ async def _authenticate(request: Request, intake: Intake, items: list[Any]) -> s
 
 
 def _message(item: Any, index: int, device: str | None, received: datetime) -> Message:
-    """A reading in the wire's full form (schema v1), as the bus would carry it: the lean
-    form's version, device and time filled in. Anything else is passed on for the decoder
-    to refuse with its reason."""
-    if isinstance(item, dict):
-        item = {"v": SCHEMA_VERSION, **item}
-        if device is not None:
-            item.setdefault("device_id", device)
-        item.setdefault("ts", format_ts(received))
+    """A reading in the wire's full form (schema v1), as the bus would carry it."""
+    try:
+        item = complete_item(item, device, received)
+    except DecodeError:
+        raise Unauthorized(
+            f"the token is device {device!r}'s; a reading names {str(item.get('device_id'))[:64]!r}"
+        ) from None
     try:
         data = orjson.dumps(item)
     except orjson.JSONEncodeError:

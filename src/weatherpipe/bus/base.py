@@ -28,6 +28,11 @@ class Bus(ABC):
     scheme: str = ""
     # Whether another process (a `weatherpipe` stage, a device) can reach the same topic.
     crosses_processes: bool = True
+    # Whether the backend also takes messages on per-device topics (MQTT: `weather/+/telemetry`).
+    per_device_topics: bool = False
+    # The per-device topic pattern (one `+` level names the device); "" for none. A message
+    # from such a topic carries the device in its `topic_device` attribute.
+    device_topic: str = ""
 
     def __init__(self, url: str, topic: str, subscription: str) -> None:
         self.url = url

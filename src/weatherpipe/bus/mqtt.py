@@ -23,6 +23,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from weatherpipe.bus.base import Bus, Message
 from weatherpipe.bus.slots import Slot
+from weatherpipe.bus.topics import TOPIC_DEVICE, topic_device
 from weatherpipe.errors import BusError, BusNotSetUp, BusUnavailable
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class _Connection:
         port: int,
         client_id: str,
         session_expiry: int | None,
-        subscribe_to: str | None = None,
+        subscribe_to: Sequence[str] = (),
     ) -> None:
         self.host, self.port = host, port
         self.client_id = client_id
@@ -113,7 +114,7 @@ class _Connection:
             properties.SessionExpiryInterval = self.session_expiry
         self._connected = self._loop.create_future()
         self._subscribed = self._loop.create_future()
-        if self.subscribe_to is None:
+        if not self.subscribe_to:
             self._subscribed.set_result(None)
         try:
             await asyncio.to_thread(
@@ -151,9 +152,9 @@ class _Connection:
             log.info(
                 "MQTT %s connected (session present: %s)", self.client_id, flags.session_present
             )
-            if self.subscribe_to is not None:
+            if self.subscribe_to:
                 # Every time: idempotent, and needed whenever the session expired meanwhile.
-                client.subscribe(self.subscribe_to, options=SubscribeOptions(qos=1))
+                client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.subscribe_to])
         self._loop.call_soon_threadsafe(self._settle_connect, reason)
 
     def _settle_connect(self, reason: ReasonCode) -> None:
@@ -249,6 +250,7 @@ class MqttBus(Bus):
     """
 
     scheme = "mqtt"
+    per_device_topics = True
 
     def __init__(self, url: str, topic: str, subscription: str) -> None:
         super().__init__(url, topic, subscription)
@@ -263,6 +265,14 @@ class MqttBus(Bus):
     @property
     def shared_filter(self) -> str:
         return f"$share/{self.subscription}/{self.topic}"
+
+    @property
+    def filters(self) -> list[str]:
+        """The shared topic's filter, and the per-device topics' if a pattern is set."""
+        shared = [self.shared_filter]
+        if self.device_topic:
+            shared.append(f"$share/{self.subscription}/{self.device_topic}")
+        return shared
 
     async def connect(self) -> None:
         # Publishing needs no session: a throwaway id with a clean start.
@@ -290,7 +300,7 @@ class MqttBus(Bus):
         if self._consumer is None:
             client_id = self.fixed_client_id or self._slot.acquire()
             connection = _Connection(
-                self.host, self.port, client_id, self.session_expiry, self.shared_filter
+                self.host, self.port, client_id, self.session_expiry, self.filters
             )
             try:
                 await connection.open()
@@ -337,10 +347,21 @@ class MqttBus(Bus):
     ) -> list[Message]:
         """Messages of the current connection; older ones are coming again from the broker."""
         return [
-            Message(bytes(msg.payload), _attributes(msg), _Handle(generation, msg.mid))
+            Message(bytes(msg.payload), self._attributes(msg), _Handle(generation, msg.mid))
             for generation, msg in items
             if generation == connection.generation
         ]
+
+    def _attributes(self, msg: paho.MQTTMessage) -> dict[str, str]:
+        """The user properties, and the device a per-device topic names (a publisher's own
+        `topic_device` property is dropped: only the topic may say it)."""
+        attributes = _attributes(msg)
+        attributes.pop(TOPIC_DEVICE, None)
+        if self.device_topic and msg.topic != self.topic:
+            device = topic_device(self.device_topic, msg.topic)
+            if device is not None:
+                attributes[TOPIC_DEVICE] = device
+        return attributes
 
     async def ack(self, messages: Sequence[Message]) -> None:
         connection = self._consumer

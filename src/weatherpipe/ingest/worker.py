@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from weatherpipe.bus.base import Bus, Message
 from weatherpipe.errors import (
@@ -23,6 +24,7 @@ from weatherpipe.errors import (
     StorageUnavailable,
 )
 from weatherpipe.ingest.admission import Admission
+from weatherpipe.ingest.lean import TOPIC_DEVICE, complete
 from weatherpipe.ingest.refusals import bare, dead_letter
 from weatherpipe.lifecycle import pause
 from weatherpipe.reading import Reading, decode_many
@@ -171,7 +173,8 @@ class IngestWorker:
                     accepted.append(message)
                 else:
                     dead.append(dead_letter(message, refusal))
-        decoded = self.decoder([message.data for message in accepted])
+        accepted, bodies = self._bodies(accepted, dead)
+        decoded = self.decoder(bodies)
         valid: list[Reading] = []
         carriers: list[Message] = []
         for message, result in zip(accepted, decoded, strict=True):
@@ -187,6 +190,29 @@ class IngestWorker:
                 readings.append(admitted)
                 sources.append(message)
         return Batch(messages, readings, sources, dead, self._render_ahead(readings))
+
+    @staticmethod
+    def _bodies(
+        messages: list[Message], dead: list[DeadLetter]
+    ) -> tuple[list[Message], list[bytes]]:
+        """Each message's body in the wire's full form: a per-device topic's lean body is
+        completed with its device and the time received (one that names another device is
+        a dead letter)."""
+        if not any(TOPIC_DEVICE in m.attributes for m in messages):
+            return messages, [m.data for m in messages]
+        received = datetime.now(UTC)
+        kept: list[Message] = []
+        bodies: list[bytes] = []
+        for message in messages:
+            device = message.attributes.get(TOPIC_DEVICE)
+            try:
+                body = message.data if device is None else complete(message.data, device, received)
+            except DecodeError as exc:
+                dead.append(dead_letter(message, exc.reason))
+                continue
+            kept.append(message)
+            bodies.append(body)
+        return kept, bodies
 
     def _render(self, readings: list[Reading]) -> Prepared:
         try:
