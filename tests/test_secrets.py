@@ -60,6 +60,12 @@ def test_the_log_formatter_redacts_every_library_line_and_traceback() -> None:
     assert MASK in line and not any(secret in line for secret in SECRETS)
 
 
+def test_a_password_that_is_also_a_word_masks_only_itself() -> None:
+    redact = Redactor(["weather"])
+    line = redact("pip install 'weatherpipe[mysql]' as weather:weather@db; token=weather.")
+    assert line == f"pip install 'weatherpipe[mysql]' as {MASK}:{MASK}@db; token={MASK}."
+
+
 @pytest.fixture
 def secret_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A MariaDB user with a password, NATS with credentials, and an API token."""

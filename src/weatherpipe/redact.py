@@ -63,8 +63,15 @@ class Redactor:
         text = mask_url(text)
         for secret in sorted(self.secrets, key=len, reverse=True):
             if secret in text:
-                text = text.replace(secret, MASK)
+                # Whole values only: a password "weather" must not turn "weatherpipe" into
+                # "***pipe" (which would also tell a reader the password).
+                text = _whole(secret).sub(MASK, text)
         return text
+
+
+def _whole(secret: str) -> re.Pattern[str]:
+    """`secret` where it is not part of a longer run of letters and digits."""
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])")
 
 
 class RedactingFormatter(logging.Formatter):

@@ -17,6 +17,7 @@ from weatherpipe.status import gather
 from weatherpipe.storage.repository import Repository
 from weatherpipe.testing import DEVICE_A, DEVICE_B, series
 
+
 def now() -> datetime:
     """The clock when the test runs (not at import: the suite may run for longer than the
     analyses' windows)."""
