@@ -1,7 +1,7 @@
 # weatherpipe: one image for every stage (`sensors`, `ingest`, `detect`, `api`, `up`, `db upgrade`).
 #
 #   make image                     (podman build, or docker build, with the right arguments)
-#   podman run --rm -p 127.0.0.1:8000:8000 weatherpipe up
+#   podman run --rm -p 127.0.0.1:8000:8000 localhost/weatherpipe up
 #
 # Debian's Python 3.11; the dependencies are installed only from requirements/image.txt, pinned
 # with hashes (refresh with `make lock`); the project itself as a wheel built with the pinned

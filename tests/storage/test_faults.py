@@ -64,7 +64,7 @@ def test_mariadb_refuses_values_out_of_its_columns(mariadb_url: str) -> None:
         out_of_range = raised(repo, insert(seq=2**63))
         assert classify(repo.dialect, out_of_range) is Fault.DATA
         assert message(out_of_range) == "Out of range value for column 'seq' at row 1 (1264)"
-        too_long = raised(repo, insert(d="x" * 40))
+        too_long = raised(repo, insert(d="x" * 70))
         assert classify(repo.dialect, too_long) is Fault.DATA
         assert "Data too long for column 'device_id'" in message(too_long)
         assert "INSERT" not in message(too_long)  # the database's words, not the statement
@@ -99,10 +99,10 @@ def test_postgresql_refuses_values_out_of_its_columns_in_the_copy_too(
     try:
         out_of_range = raised(repo, insert(seq=2**63))
         assert classify(repo.dialect, out_of_range) is Fault.DATA
-        too_long = raised(repo, insert(d="x" * 40))
+        too_long = raised(repo, insert(d="x" * 70))
         assert classify(repo.dialect, too_long) is Fault.DATA
         assert "INSERT" not in message(too_long)
-        reading = Reading("x" * 40, WHEN.replace(tzinfo=UTC), 1.0, 0.0, 0.0, 1)
+        reading = Reading("x" * 70, WHEN.replace(tzinfo=UTC), 1.0, 0.0, 0.0, 1)
         with pytest.raises(StorageRefused, match="too long"):
             repo.store_batch([reading])  # through COPY, translated like any other statement
         with repo.engine.connect() as holder, repo.engine.connect() as waiter:

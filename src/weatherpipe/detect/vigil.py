@@ -24,14 +24,9 @@ from bisect import bisect_left, insort
 from collections.abc import Sequence
 from typing import Any, Self
 
-from weatherpipe.detect import calibration
-from weatherpipe.detect.base import (
-    DEFAULT_FALSE_ALARMS_PER_DAY,
-    Detector,
-    Verdict,
-    decode_float,
-    encode_float,
-)
+from weatherpipe.detect import budget, calibration
+from weatherpipe.detect.base import DEFAULT_FALSE_ALARMS_PER_DAY as DEFAULT_RATE
+from weatherpipe.detect.base import Detector, Verdict, decode_float, encode_float
 
 WARMUP_SECONDS = 300.0  # a new device is monitored after five minutes of its data
 NOISE_READINGS = 600.0  # memory of the noise scales (10 minutes at 1 Hz)
@@ -72,6 +67,7 @@ _REACH = (BEFORE + AFTER) / 2.0  # from the before window's centre to the after 
 _FLOATS = (
     "false_alarms_per_day", "quantum", "first_ts", "last_ts", "prev", "dt", "sd", "sd_fast", "res",
     "base", "st0", "st1", "sb", "sa", "sscale", "fast", "slow", "dscale", "reps", "steps", "nlp",
+    "cal_ts",
 )  # fmt: skip
 _INTS = ("n", "run", "outside", "held", "pos", "ksteps", "quiet")
 
@@ -94,8 +90,9 @@ class VigilDetector(Detector):
     severity; lines are set by `false_alarms_per_day` on normal weather."""
 
     name = "vigil"
+    state_version = 2  # 2: per-device line offsets (budget.py)
 
-    def __init__(self, false_alarms_per_day: float = DEFAULT_FALSE_ALARMS_PER_DAY) -> None:
+    def __init__(self, false_alarms_per_day: float = DEFAULT_RATE) -> None:
         self.false_alarms_per_day = float(false_alarms_per_day)
         self.n = 0  # readings seen
         self.quantum = math.inf  # the smallest step between readings seen: the resolution
@@ -115,6 +112,8 @@ class VigilDetector(Detector):
         self.quiet = 0  # no test re-arms before this reading count (the onset's first minute)
         self.window: list[float] = []  # the last MEDIAN_READINGS readings, oldest first
         self.passes = calibration.priors()  # per test: chances a reading passes its ref levels
+        self.offsets = budget.fresh()  # per test: nats its line was raised on this device
+        self.cal_ts = 0.0  # device time the offsets were last lowered to
         self.lines = calibration.lines(self.false_alarms_per_day, self.dt, self.passes)
         # Calibration only (benchmarks/detect_calibrate.py): each monitored reading's statistics.
         self.trace: list[tuple[float, ...]] | None = None
@@ -149,7 +148,7 @@ class VigilDetector(Detector):
         srt = sorted(window)
         trace = self.trace
         h_spike, h_shift, h_drift, h_stuck, h_noise = self.lines
-        passes = self.passes
+        passes, offsets, cal_ts = self.passes, self.offsets, self.cal_ts
         p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck = passes[:8]
         p_noise, q_noise = passes[8:]
         tails = calibration.TAILS.values()
@@ -160,7 +159,7 @@ class VigilDetector(Detector):
         a_burst, a_drift_f, a_drift_s = 1.0 / BURST_READINGS, 1.0 / DRIFT_FAST, 1.0 / DRIFT_SLOW
         forget = 1.0 - 1.0 / REPEAT_READINGS
         log, exp = math.log, math.exp
-        severity = calibration.severity
+        severity, reline = calibration.severity, calibration.lines
         out: list[Verdict] = []
         append = out.append
         ts = ts.tolist() if hasattr(ts, "tolist") else ts
@@ -325,7 +324,9 @@ class VigilDetector(Detector):
             if n % RELINE_READINGS == 0:
                 passes = [p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck]
                 passes += [p_noise, q_noise]
-                h_spike, h_shift, h_drift, h_stuck, h_noise = calibration.lines(fa, dt, passes)
+                offsets = budget.lowered(offsets, t - cal_ts if cal_ts else 0.0, fa)
+                cal_ts = t
+                h_spike, h_shift, h_drift, h_stuck, h_noise = reline(fa, dt, passes, offsets)
 
             # The decision: the armed test furthest past its line fires; held tests re-arm low.
             stats = (s_spike, s_shift, s_drift, s_stuck, s_noise)
@@ -351,9 +352,13 @@ class VigilDetector(Detector):
             quiet = n + AFTER
             ring.clear()  # a fault inside the trend window would bend the trend: start afresh
             kind = ("spike" if r > 0.0 else "dip", "shift", "drift", "stuck", "noise")[best]
+            # A burst moves the step means too; a step barely moves the noise ratio: call it noise.
+            kind = "noise" if best == SHIFT and s_noise > REARM * h_noise else kind
             passes = [p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck]
             passes += [p_noise, q_noise]
             append(Verdict(score, True, kind, severity(best, stats[best], hs[best], passes)))
+            offsets = budget.raised(offsets, best)  # this device's own onset rate, per test
+            h_spike, h_shift, h_drift, h_stuck, h_noise = reline(fa, dt, passes, offsets)
         self.n, self.first_ts, self.last_ts, self.prev, self.dt = n, first_ts, last_ts, prev, dt
         self.sd, self.sd_fast, self.res, self.quantum = sd, sd_fast, res, quantum
         self.base, self.sscale = base, sscale
@@ -361,7 +366,7 @@ class VigilDetector(Detector):
         self.ring, self.pos, self.ksteps, self.quiet = ring, pos, ksteps, quiet
         self.fast, self.slow, self.dscale = fast, slow, dscale
         self.reps, self.steps, self.nlp, self.run = reps, steps, nlp, run
-        self.outside, self.held = outside, held
+        self.outside, self.held, self.offsets, self.cal_ts = outside, held, offsets, cal_ts
         self.lines = [h_spike, h_shift, h_drift, h_stuck, h_noise]
         self.passes = [p_spike, q_spike, p_shift, q_shift, p_drift, q_drift, p_stuck, q_stuck]
         self.passes += [p_noise, q_noise]
@@ -375,6 +380,7 @@ class VigilDetector(Detector):
         state["ring"] = list(self.ring)
         state["lines"] = list(self.lines)
         state["passes"] = list(self.passes)
+        state["offsets"] = list(self.offsets)
         return state
 
     @classmethod
@@ -389,4 +395,5 @@ class VigilDetector(Detector):
         detector.ring = [float(v) for v in state["ring"]]
         detector.lines = [float(v) for v in state["lines"]]
         detector.passes = [float(v) for v in state["passes"]]
+        detector.offsets = [float(v) for v in state["offsets"]]
         return detector
