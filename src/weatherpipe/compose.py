@@ -29,7 +29,7 @@ from weatherpipe.redact import mask_url
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner
 from weatherpipe.sensors.spool import Spool
-from weatherpipe.signing import DeviceKeys, Signer, Verifier
+from weatherpipe.signing import DeviceKeys, RegistryVerifier, Signer, Verifier
 from weatherpipe.storage.engine import require_current, upgrade
 from weatherpipe.storage.repository import Repository
 
@@ -106,10 +106,12 @@ def _keys(settings: Settings) -> DeviceKeys | None:
 def make_ingest(
     settings: Settings, bus: Bus, repo: Repository, metrics: Metrics | None = None
 ) -> IngestWorker:
-    """The ingest worker: batches from the settings, a verifier when device keys are set, the
-    registry admitting readings (disabled devices refused, registered places filled in)."""
+    """The ingest worker: batches from the settings; signatures checked against the registry's
+    HMAC keys and the key file's; the registry admitting readings (disabled devices refused,
+    registered places filled in)."""
     keys = _keys(settings)
     window = Window(settings.oldest_ts, timedelta(seconds=settings.max_clock_ahead))
+    admission = Admission(repo)
     return IngestWorker(
         bus,
         repo,
@@ -117,9 +119,9 @@ def make_ingest(
         batch_size=settings.batch_size,
         batch_seconds=settings.batch_seconds,
         writers=1 if repo.dialect == "sqlite" else settings.writers,  # SQLite has one writer
-        verifier=Verifier(keys) if keys else None,
+        verifier=RegistryVerifier(admission, Verifier(keys) if keys else None),
         on_batch=metrics.on_batch if metrics else None,
-        admission=Admission(repo),
+        admission=admission,
     )
 
 

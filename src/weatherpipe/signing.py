@@ -19,10 +19,12 @@ import logging
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 
 from weatherpipe.bus.base import Message
+from weatherpipe.bus.topics import TOPIC_DEVICE
 from weatherpipe.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -159,3 +161,36 @@ def _body_device_id(data: bytes) -> str | None:
         return None
     device_id = body.get("device_id") if isinstance(body, dict) else None
     return device_id if isinstance(device_id, str) else None
+
+
+class KeyDirectory(Protocol):
+    """The registry's HMAC keys as ingest sees them (ingest.admission.Admission)."""
+
+    keyed: bool
+
+    def hmac_key(self, device_id: str) -> str | None: ...
+
+
+class RegistryVerifier:
+    """Checks a message against its device's key in the registry (`weatherpipe devices key ID
+    --hmac`): a device with one must sign with it. A device without one is left to the key
+    file's Verifier when there is one (which refuses any unsigned message), else accepted."""
+
+    def __init__(self, registry: KeyDirectory, fallback: Verifier | None = None) -> None:
+        self.registry = registry
+        self.fallback = fallback
+
+    def __call__(self, message: Message) -> str | None:
+        if not self.registry.keyed:  # no device has a key: no body is parsed for one
+            return self.fallback(message) if self.fallback else None
+        device_id = message.attributes.get(TOPIC_DEVICE) or _body_device_id(message.data)
+        key_hex = self.registry.hmac_key(device_id) if device_id else None
+        if key_hex is None:
+            return self.fallback(message) if self.fallback else None
+        claimed = (message.attributes or {}).get(SIGNATURE)
+        if not claimed:
+            return f"unsigned: device {device_id!r} has an HMAC key in the registry"
+        given = claimed.encode("utf-8", "surrogateescape")
+        if hmac.compare_digest(signature(bytes.fromhex(key_hex), message.data).encode(), given):
+            return None
+        return f"forged: signature does not match the registry key of device {device_id!r}"

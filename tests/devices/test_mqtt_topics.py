@@ -4,6 +4,7 @@ restart stores nothing twice."""
 
 from __future__ import annotations
 
+import hmac
 import os
 import sqlite3
 import subprocess
@@ -39,7 +40,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def weatherpipe(env: dict[str, str], *args: str) -> None:
+def weatherpipe(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "weatherpipe", *args],
         env=env,
@@ -49,12 +50,16 @@ def weatherpipe(env: dict[str, str], *args: str) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
-def publish(env: dict[str, str], device: str, body: str) -> None:
+def publish(env: dict[str, str], device: str, body: str, signature: str | None = None) -> None:
     topic = env["WEATHERPIPE_DEVICE_TOPIC"].replace("+", device)
+    args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", "1883", "-q", "1", "-t", topic, "-m", body]
+    if signature is not None:
+        args += ["-V", "mqttv5", "-D", "publish", "user-property", "signature", signature]
     done = subprocess.run(
-        ["mosquitto_pub", "-h", "127.0.0.1", "-p", "1883", "-q", "1", "-t", topic, "-m", body],
+        args,
         capture_output=True,
         text=True,
         timeout=30,
@@ -145,3 +150,28 @@ def test_lean_readings_on_device_topics_are_stored_once_across_a_restart(
     until(lambda: stored() == 4, 30, "the reading sent while ingest was down")
     time.sleep(0.5)  # nothing else may follow (a poll would pass at once; this looks for extras)
     assert stored() == 4 and len(dead()) == 5
+
+
+def test_a_device_with_a_registry_hmac_key_must_sign(
+    env: dict[str, str], ingest: Callable[[], subprocess.Popen[bytes]]
+) -> None:
+    weatherpipe(env, "devices", "add", "signed-1", "--latitude", "1.0", "--longitude", "2.0")
+    key = bytes.fromhex(weatherpipe(env, "devices", "key", "signed-1", "--hmac").strip())
+    weatherpipe(env, "bus", "setup")
+    good = '{"temperature": 10.0, "ts": "2026-11-28T10:00:00Z"}'
+    publish(env, "signed-1", good, "sha256=" + hmac.new(key, good.encode(), "sha256").hexdigest())
+    publish(env, "signed-1", '{"temperature": 11.0, "ts": "2026-11-28T10:00:01Z"}')
+    forged = '{"temperature": 12.0, "ts": "2026-11-28T10:00:02Z"}'
+    publish(env, "signed-1", forged, "sha256=" + "0" * 64)
+    ingest()
+
+    def dead() -> list[str]:
+        return [str(r[0]) for r in rows(env, "SELECT reason FROM dead_letters ORDER BY id")]
+
+    until(lambda: len(dead()) == 2, 30, "2 dead letters")
+    until(lambda: len(rows(env, "SELECT 1 FROM readings")) == 1, 30, "the signed reading")
+    reasons = "\n".join(dead())
+    assert "unsigned: device 'signed-1' has an HMAC key in the registry" in reasons
+    assert "forged: signature does not match the registry key of device 'signed-1'" in reasons
+    ((temperature,),) = rows(env, "SELECT temperature FROM readings")
+    assert temperature == 10.0

@@ -23,6 +23,7 @@ class Admission:
         self.refresh_seconds = refresh_seconds
         self._entries: dict[str, Entry] = {}
         self._disabled: frozenset[str] = frozenset()
+        self.keyed = False  # whether any device has an HMAC key (else nothing to verify)
         self._loaded = -float("inf")
 
     @property
@@ -41,7 +42,13 @@ class Admission:
         entries = self.registry.directory()
         self._entries = entries
         self._disabled = frozenset(d for d, e in entries.items() if not e.enabled)
+        self.keyed = any(e.hmac_key is not None for e in entries.values())
         self._loaded = time.monotonic()
+
+    def hmac_key(self, device_id: str) -> str | None:
+        """The device's HMAC key (hex) in the registry, as of the last refresh."""
+        entry = self._entries.get(device_id)
+        return entry.hmac_key if entry is not None else None
 
     def entry(self, device_id: str) -> Entry | None:
         """The device's registry entry as of the last refresh."""

@@ -38,6 +38,7 @@ class Entry:
     latitude: float | None
     longitude: float | None
     has_token: bool = False
+    hmac_key: str | None = None  # hex
 
 
 class DeviceDirectory(Protocol):
@@ -97,18 +98,19 @@ class RegistryStore(Store):
         return bool(self.db.run(lambda conn: conn.execute(query).rowcount))
 
     def directory(self) -> dict[str, Entry]:
-        """Every device's enabled flag and place, by id (one query)."""
+        """Every device's enabled flag, place, and HMAC key, by id (one query)."""
         query = select(
             devices.c.id,
             devices.c.enabled,
             devices.c.latitude,
             devices.c.longitude,
             devices.c.token_hash.is_not(None),
+            devices.c.hmac_key,
         )
         rows = self.db.run(lambda conn: conn.execute(query).all())
         return {
-            id_: Entry(bool(enabled), lat, lon, bool(token))
-            for id_, enabled, lat, lon, token in rows
+            id_: Entry(bool(enabled), lat, lon, bool(token), key)
+            for id_, enabled, lat, lon, token, key in rows
         }
 
     def device_of_token(self, token_hash: str) -> tuple[str, bool] | None:
