@@ -130,3 +130,24 @@ def test_a_64_character_readable_id_fits_every_table(database_url: str) -> None:
         assert repo.registered(long_id)[0]["first_seen"] is not None
     finally:
         repo.close()
+
+
+def test_a_device_provisioned_ahead_is_harmless_until_it_sends(repo: Repository) -> None:
+    from weatherpipe.detect.job import DetectionJob
+    from weatherpipe.testing import make_reading
+
+    repo.add_device("quiet-1", "Quiet", None, None)
+    repo.store_batch([make_reading()])
+    job = DetectionJob(repo, "default")
+    job.run_once()  # a provisioned device without readings has nothing to detect
+    quiet = [d for d in repo.devices() if d["device_id"] == "quiet-1"]
+    assert quiet[0]["last_seen"] is None and quiet[0]["count"] == 0
+    assert "quiet-1" not in repo.devices_last_seen()
+    first = make_reading("quiet-1", 5.0)
+    later = make_reading("quiet-1", 9.0)
+    repo.store_batch([later])
+    repo.store_batch([first])
+    assert repo.devices_last_seen()["quiet-1"] == later.ts  # its first reading starts the span
+    (entry,) = repo.registered("quiet-1")
+    assert (entry["first_seen"], entry["last_seen"]) == (first.ts, later.ts)
+    assert (entry["latitude"], entry["longitude"]) == (first.latitude, first.longitude)

@@ -40,8 +40,9 @@ class DetectionStore(Store):
         return list(self.db.run(lambda conn: conn.execute(select(devices.c.id)).scalars().all()))
 
     def devices_last_seen(self) -> dict[str, datetime]:
-        """Each device's newest reading time, in one query (the detector skips idle devices)."""
-        query = select(devices.c.id, devices.c.last_seen)
+        """Each device's newest reading time, in one query (the detector skips idle devices;
+        a device provisioned ahead that has sent nothing is not among them)."""
+        query = select(devices.c.id, devices.c.last_seen).where(devices.c.last_seen.is_not(None))
         rows = self.db.run(lambda conn: conn.execute(query).all())
         return {device_id: aware(last_seen) for device_id, last_seen in rows}
 

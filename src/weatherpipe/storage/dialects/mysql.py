@@ -81,8 +81,11 @@ _DAILY = (
 )
 _DEVICES = "INSERT INTO devices (id, name, latitude, longitude, first_seen, last_seen) VALUES "
 _DEVICES_UPDATE = (
-    " ON DUPLICATE KEY UPDATE first_seen = LEAST(first_seen, VALUES(first_seen)), "
-    "last_seen = GREATEST(last_seen, VALUES(last_seen)), "
+    # COALESCE: a device provisioned ahead has no first/last reading yet (NULL), and
+    # LEAST/GREATEST with a NULL are NULL on MySQL.
+    " ON DUPLICATE KEY UPDATE first_seen = LEAST(COALESCE(first_seen, VALUES(first_seen)), "
+    "VALUES(first_seen)), "
+    "last_seen = GREATEST(COALESCE(last_seen, VALUES(last_seen)), VALUES(last_seen)), "
     "latitude = VALUES(latitude), longitude = VALUES(longitude)"
 )
 # Detection writes its scores into a session-private table, then one UPDATE joins them in.

@@ -61,8 +61,10 @@ _DAILY = (
 _DEVICES = (
     "INSERT INTO devices (id, name, latitude, longitude, first_seen, last_seen) "
     "VALUES (?, NULL, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-    "first_seen = min(first_seen, excluded.first_seen), "
-    "last_seen = max(last_seen, excluded.last_seen), "
+    # COALESCE: a device provisioned ahead has no first/last reading yet (NULL), and SQLite's
+    # two-argument min/max of NULL is NULL.
+    "first_seen = min(COALESCE(first_seen, excluded.first_seen), excluded.first_seen), "
+    "last_seen = max(COALESCE(last_seen, excluded.last_seen), excluded.last_seen), "
     "latitude = excluded.latitude, longitude = excluded.longitude"
 )
 
