@@ -39,7 +39,8 @@ def bench(
     known = scenarios()
     if list_:
         for name, function in known.items():
-            typer.echo(f"{name:16} {(function.__doc__ or '').strip().splitlines()[0]}")
+            summary = (function.__doc__ or "").strip().splitlines() or [""]
+            typer.echo(f"{name:16} {summary[0]}")
         return
     if scenario is not None and scenario not in known:
         raise typer.BadParameter(f"unknown scenario {scenario!r}; known: {', '.join(known)}")

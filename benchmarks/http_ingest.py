@@ -95,6 +95,8 @@ def http_rate(database_url: str, payloads: Sequence[bytes], batch: int) -> float
 
 
 def http_ingest(options: BenchOptions) -> Result:
+    """`POST /api/v1/telemetry` in batches of 1 and of 100 (readings/s, each answered after
+    its commit), beside the same readings drained from NATS by `weatherpipe ingest`."""
     devices = int(options.size(100, 20, options.devices))
     singles_n = int(options.size(3_000, 300))
     batched_n = int(options.size(50_000, 4_000, options.backlog))
