@@ -39,6 +39,10 @@ class Statements:
     readings: int
 
 
+# What a detector_state upsert replaces on a device's existing row, on every dialect.
+STATE_REPLACED = ("last_ts", "state", "updated_at", "warming_up", "false_alarms_per_day")
+
+
 class Dialect:
     """One database's SQL and write paths; subclasses fill in what differs."""
 
@@ -58,7 +62,8 @@ class Dialect:
         raise NotImplementedError
 
     def state_upsert(self) -> Any:
-        """INSERT of detector_state rows that replaces a device's stored position and state."""
+        """INSERT of detector_state rows that replaces a device's stored position and state
+        (the columns in STATE_REPLACED)."""
         raise NotImplementedError
 
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.mysql import insert
 from sqlalchemy.exc import DBAPIError
 
 from weatherpipe.storage.dialects.base import (
+    STATE_REPLACED,
     Dialect,
     Statement,
     Statements,
@@ -213,13 +214,7 @@ class MySQLDialect(Dialect):
 
     def state_upsert(self) -> Any:
         my = insert(detector_state)
-        return my.on_duplicate_key_update(
-            last_ts=my.inserted.last_ts,
-            state=my.inserted.state,
-            updated_at=my.inserted.updated_at,
-            warming_up=my.inserted.warming_up,
-            false_alarms_per_day=my.inserted.false_alarms_per_day,
-        )
+        return my.on_duplicate_key_update({c: my.inserted[c] for c in STATE_REPLACED})
 
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.date_format(minute, "%Y-%m-%d %H:00:00")

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from weatherpipe.errors import ConfigError
-from weatherpipe.storage.dialects.base import Dialect, number, stamped
+from weatherpipe.storage.dialects.base import STATE_REPLACED, Dialect, number, stamped
 from weatherpipe.storage.faults import Fault, sqlstate_fault
 from weatherpipe.storage.tables import detector_state
 
@@ -203,13 +203,7 @@ class PostgreSQLDialect(Dialect):
         pg = insert(detector_state)
         return pg.on_conflict_do_update(
             index_elements=["device_id", "detector"],
-            set_={
-                "last_ts": pg.excluded.last_ts,
-                "state": pg.excluded.state,
-                "updated_at": pg.excluded.updated_at,
-                "warming_up": pg.excluded.warming_up,
-                "false_alarms_per_day": pg.excluded.false_alarms_per_day,
-            },
+            set_={column: pg.excluded[column] for column in STATE_REPLACED},
         )
 
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:

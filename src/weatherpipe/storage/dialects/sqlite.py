@@ -13,6 +13,7 @@ from sqlalchemy import String, create_engine, event, func, type_coerce
 from sqlalchemy.dialects.sqlite import insert
 
 from weatherpipe.storage.dialects.base import (
+    STATE_REPLACED,
     Dialect,
     Statement,
     Statements,
@@ -144,13 +145,7 @@ class SQLiteDialect(Dialect):
         lite = insert(detector_state)
         return lite.on_conflict_do_update(
             index_elements=["device_id", "detector"],
-            set_={
-                "last_ts": lite.excluded.last_ts,
-                "state": lite.excluded.state,
-                "updated_at": lite.excluded.updated_at,
-                "warming_up": lite.excluded.warming_up,
-                "false_alarms_per_day": lite.excluded.false_alarms_per_day,
-            },
+            set_={column: lite.excluded[column] for column in STATE_REPLACED},
         )
 
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:
