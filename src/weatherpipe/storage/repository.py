@@ -1,6 +1,7 @@
 """Every seam of the storage over one database, for callers that need more than one (the CLI,
 `up`, tests). A stage takes only its own seam: ingest.ReadingSink, detection.DetectionStorage,
-reads.Reads, fleet.FleetReads, deadletters.DeadLetters, registry.DeviceDirectory."""
+reads.Reads, fleet.FleetReads, deadletters.DeadLetters, registry.DeviceDirectory,
+retention.Retention."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from weatherpipe.storage.fleet import FleetStore
 from weatherpipe.storage.ingest import IngestStore
 from weatherpipe.storage.reads import ReadStore
 from weatherpipe.storage.registry import RegistryStore
+from weatherpipe.storage.retention import RetentionStore
 from weatherpipe.storage.rows import (
     BatchResult,
     DeadLetter,
@@ -38,7 +40,13 @@ __all__ = [
 
 
 class Repository(
-    IngestStore, DetectionStore, ReadStore, FleetStore, DeadLetterStore, RegistryStore
+    IngestStore,
+    DetectionStore,
+    ReadStore,
+    FleetStore,
+    DeadLetterStore,
+    RegistryStore,
+    RetentionStore,
 ):
     """The database, as weatherpipe uses it: every seam sharing one engine."""
 
