@@ -21,6 +21,7 @@ from weatherpipe.compose import (
     make_api,
     make_detection,
     make_ingest,
+    make_pruner,
     make_sensors,
     open_bus,
     open_repository,
@@ -160,6 +161,9 @@ async def run_pipeline(
         asyncio.create_task(detect.run(stop, settings.detect_interval), name="detect"),
         asyncio.create_task(_report(repo, sensors, ingest, stop, on_status), name="status"),
     ]
+    if settings.prune_every > 0:
+        pruner = make_pruner(settings, repo)
+        tasks.append(asyncio.create_task(pruner.run(stop, settings.prune_every), name="prune"))
     try:
         await _until_stopped_or_failed(tasks, stop)
     finally:

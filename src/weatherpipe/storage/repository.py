@@ -1,6 +1,6 @@
 """Every seam of the storage over one database, for callers that need more than one (the CLI,
 `up`, tests). A stage takes only its own seam: ingest.ReadingSink, detection.DetectionStorage,
-reads.Reads, deadletters.DeadLetters, registry.DeviceDirectory."""
+reads.Reads, deadletters.DeadLetters, registry.DeviceDirectory, retention.Retention."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from weatherpipe.storage.detection import DetectionStore
 from weatherpipe.storage.ingest import IngestStore
 from weatherpipe.storage.reads import ReadStore
 from weatherpipe.storage.registry import RegistryStore
+from weatherpipe.storage.retention import RetentionStore
 from weatherpipe.storage.rows import (
     BatchResult,
     DeadLetter,
@@ -36,7 +37,9 @@ __all__ = [
 ]
 
 
-class Repository(IngestStore, DetectionStore, ReadStore, DeadLetterStore, RegistryStore):
+class Repository(
+    IngestStore, DetectionStore, ReadStore, DeadLetterStore, RegistryStore, RetentionStore
+):
     """The database, as weatherpipe uses it: every seam sharing one engine."""
 
     def __init__(self, engine: Engine | Database) -> None:
