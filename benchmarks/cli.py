@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -63,8 +64,9 @@ def bench(
         postgresql_url=postgresql_url,
         seconds=seconds,
         devices=devices,
-        **({"databases": tuple(database)} if database else {}),
     )
+    if database:
+        options = dataclasses.replace(options, databases=tuple(database))
     results = []
     for name in [scenario] if scenario else list(known):
         typer.echo(f"running {name} ...", err=True)
