@@ -12,6 +12,7 @@ Scenario = Callable[[BenchOptions], Result]
 def scenarios() -> dict[str, Scenario]:
     """Every scenario by name, in the order a full run takes them (imported only now)."""
     from benchmarks import (
+        api_load,
         drain,
         e2e,
         external,
@@ -34,6 +35,7 @@ def scenarios() -> dict[str, Scenario]:
         "e2e": e2e.end_to_end,
         "memory": memory.ingest_memory,
         "http-ingest": http_ingest.http_ingest,
+        "api-load": api_load.api_load,
         "prune-ingest": retention.prune_ingest,
         "prune-ingest-postgresql": retention.prune_ingest_postgresql,
     }
