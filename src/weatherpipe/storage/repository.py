@@ -1,11 +1,12 @@
 """Every seam of the storage over one database, for callers that need more than one (the CLI,
 `up`, tests). A stage takes only its own seam: ingest.ReadingSink, detection.DetectionStorage,
-reads.Reads, deadletters.DeadLetters, registry.DeviceDirectory."""
+reads.Reads, deadletters.DeadLetters, registry.DeviceDirectory, alerts.AlertStorage."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from weatherpipe.storage.alerts import AlertStore
 from weatherpipe.storage.database import Database
 from weatherpipe.storage.deadletters import DeadLetterStore
 from weatherpipe.storage.detection import DetectionStore
@@ -36,7 +37,9 @@ __all__ = [
 ]
 
 
-class Repository(IngestStore, DetectionStore, ReadStore, DeadLetterStore, RegistryStore):
+class Repository(
+    IngestStore, DetectionStore, ReadStore, DeadLetterStore, RegistryStore, AlertStore
+):
     """The database, as weatherpipe uses it: every seam sharing one engine."""
 
     def __init__(self, engine: Engine | Database) -> None:
