@@ -17,6 +17,7 @@ import uvicorn
 
 from weatherpipe.api.server import ApiServer, StageServer, listen_socket
 from weatherpipe.compose import (
+    load_alerts_config,
     make_alerts,
     make_api,
     make_detection,
@@ -92,6 +93,7 @@ async def run_alerts(
 ) -> None:
     """`weatherpipe alerts run`: evaluate rules and deliver notifications until SIGTERM."""
     stop = stop or stop_on_signals()
+    load_alerts_config(settings)  # a bad or missing file stops it before the database opens
     repo = open_repository(settings)
     metrics = Metrics() if metrics_port is not None else None
     try:
