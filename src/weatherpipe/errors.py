@@ -7,7 +7,8 @@
     │   └── BusNotSetUp        the topic / subscription does not exist yet
     ├── StorageError           anything the database raises
     │   ├── StorageUnavailable the database cannot be reached (retry with backoff)
-    │   └── StorageRefused     the database refuses the data itself (retrying cannot help)
+    │   ├── StorageRefused     the database refuses the data itself (retrying cannot help)
+    │   └── KeysTaken          a write asked to store only new keys met one stored (or twice)
     ├── DecodeError            a message is not a valid reading (carries the reason)
     └── ApiError               errors that reach the API carry their HTTP status
         ├── BadRequest         400 (a telemetry body that is no reading at all)
@@ -61,6 +62,11 @@ class StorageRefused(StorageError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class KeysTaken(StorageError):
+    """A batch written on the condition that every key in it is new held one already stored
+    (or one twice); nothing of it was written. Group commit then writes its parts one by one."""
 
 
 class DecodeError(WeatherpipeError):
