@@ -19,6 +19,7 @@ def scenarios() -> dict[str, Scenario]:
         http_ingest,
         memory,
         postgres_drain,
+        retention,
         sensors,
     )
 
@@ -35,6 +36,8 @@ def scenarios() -> dict[str, Scenario]:
         "memory": memory.ingest_memory,
         "http-ingest": http_ingest.http_ingest,
         "api-load": api_load.api_load,
+        "prune-ingest": retention.prune_ingest,
+        "prune-ingest-postgresql": retention.prune_ingest_postgresql,
     }
 
 

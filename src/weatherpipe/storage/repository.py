@@ -1,7 +1,7 @@
 """Every seam of the storage over one database, for callers that need more than one (the CLI,
 `up`, tests). A stage takes only its own seam: ingest.ReadingSink, detection.DetectionStorage,
 reads.Reads, fleet.FleetReads, deadletters.DeadLetters, registry.DeviceDirectory,
-retention.Retention, alerts.AlertStorage."""
+retention.Retention, export.Export, alerts.AlertStorage."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from weatherpipe.storage.alerts import AlertStore
 from weatherpipe.storage.database import Database
 from weatherpipe.storage.deadletters import DeadLetterStore
 from weatherpipe.storage.detection import DetectionStore
+from weatherpipe.storage.export import ExportStore
 from weatherpipe.storage.fleet import FleetStore
 from weatherpipe.storage.ingest import IngestStore
 from weatherpipe.storage.reads import ReadStore
@@ -48,6 +49,7 @@ class Repository(
     DeadLetterStore,
     RegistryStore,
     RetentionStore,
+    ExportStore,
     AlertStore,
 ):
     """The database, as weatherpipe uses it: every seam sharing one engine."""
