@@ -1,6 +1,7 @@
 """http-ingest: readings/s through POST /api/v1/telemetry (a real `weatherpipe api` process on
-MariaDB) in batches of 1 and of 100, beside the NATS path (`weatherpipe ingest` draining a
-backlog) on the same readings, in the same interleaved rounds."""
+MariaDB) in batches of 1 (at several numbers of requests in flight) and of 100, beside the NATS
+path (`weatherpipe ingest` draining a backlog) on the same readings, in the same interleaved
+rounds."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ from benchmarks.drain import BACKLOG_START, drain_rate
 
 TOKEN = "bench-gateway-token"
 CONCURRENCY = 8  # requests in flight at once, as several devices posting at the same time
+# Batch-1 requests in flight: one device alone, a few, a fleet posting at once (group commit
+# folds the requests that wait into one transaction, so the rate should grow with these).
+SINGLE_CONCURRENCY = (1, 8, 32)
 START_SECONDS = 60.0
 
 
@@ -35,8 +39,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _post_all(url: str, batches: Sequence[bytes]) -> float:
-    """Seconds to POST every batch, CONCURRENCY at a time; each must answer 202."""
+async def _post_all(url: str, batches: Sequence[bytes], concurrency: int) -> float:
+    """Seconds to POST every batch, `concurrency` at a time; each must answer 202."""
     import httpx
 
     queue = list(reversed(batches))
@@ -52,14 +56,16 @@ async def _post_all(url: str, batches: Sequence[bytes]) -> float:
     # A new connection per request, as a device posting now and then opens one (and because a
     # kept-alive connection to `weatherpipe api` waits ~40-50 ms per request, see
     # docs/performance.md: that would be measured instead of ingestion).
-    limits = httpx.Limits(max_keepalive_connections=0)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         return time.perf_counter() - started
 
 
-def http_rate(database_url: str, payloads: Sequence[bytes], batch: int) -> float:
+def http_rate(
+    database_url: str, payloads: Sequence[bytes], batch: int, concurrency: int = CONCURRENCY
+) -> float:
     """Readings/s stored through a fresh `weatherpipe api` (started before the clock runs)."""
     import httpx
 
@@ -90,29 +96,35 @@ def http_rate(database_url: str, payloads: Sequence[bytes], batch: int) -> float
             if time.monotonic() > deadline:
                 raise TimeoutError("the API did not start")
             time.sleep(0.1)
-        seconds = asyncio.run(_post_all(url, bodies))
+        seconds = asyncio.run(_post_all(url, bodies, concurrency))
     return len(payloads) / seconds
 
 
 def http_ingest(options: BenchOptions) -> Result:
-    """`POST /api/v1/telemetry` in batches of 1 and of 100 (readings/s, each answered after
-    its commit), beside the same readings drained from NATS by `weatherpipe ingest`."""
+    """`POST /api/v1/telemetry` in batches of 1 (at 1, 8 and 32 requests in flight) and of 100
+    (readings/s, each answered after its commit), beside the same readings drained from NATS by
+    `weatherpipe ingest`."""
     devices = int(options.size(100, 20, options.devices))
     singles_n = int(options.size(3_000, 300))
     batched_n = int(options.size(50_000, 4_000, options.backlog))
     batched = fleet_payloads(devices, max(1, batched_n // devices), BACKLOG_START)
     singles = fleet_payloads(devices, max(1, singles_n // devices), BACKLOG_START)
-    ones, hundreds, drains = [], [], []
+    ones: dict[int, list[float]] = {c: [] for c in SINGLE_CONCURRENCY}
+    hundreds, drains = [], []
     with scratch_stream(options.nats_url) as topic:
         publish_seconds = asyncio.run(publish_all(options.nats_url, topic, batched))
         for _ in range(options.repeats):
-            with scratch_mariadb(options.mariadb_url, options.tag) as url:
-                ones.append(http_rate(url, singles, 1))
+            for concurrency in SINGLE_CONCURRENCY:
+                with scratch_mariadb(options.mariadb_url, options.tag) as url:
+                    ones[concurrency].append(http_rate(url, singles, 1, concurrency))
             with scratch_mariadb(options.mariadb_url, options.tag) as url:
                 hundreds.append(http_rate(url, batched, 100))
             with scratch_mariadb(options.mariadb_url, options.tag) as url:
                 drains.append(drain_rate(options, url, topic, len(batched), 1))
-    one, hundred, drain = median(ones), median(hundreds), median(drains)
+    hundred, drain = median(hundreds), median(drains)
+    one = {c: median(runs) for c, runs in ones.items()}
+    baselines = {"NATS → ingest drain": drain}
+    baselines.update({f"HTTP, batches of 1, {c} in flight": rate for c, rate in one.items()})
     return Result(
         "http-ingest",
         f"POST /api/v1/telemetry → MariaDB, batches of 100 ({len(batched):,} readings, "
@@ -122,11 +134,11 @@ def http_ingest(options: BenchOptions) -> Result:
         "reported beside the NATS drain",
         None,
         runs=hundreds,
-        baselines={"NATS → ingest drain": drain, "HTTP, batches of 1": one},
-        ratios={"NATS → ingest drain": hundred / drain, "HTTP, batches of 1": hundred / one},
+        baselines=baselines,
+        ratios={name: hundred / rate for name, rate in baselines.items()},
         details={
-            "batch_1_runs": ones,
-            "batch_1_per_s": one,
+            "batch_1_runs": {str(c): runs for c, runs in ones.items()},
+            "batch_1_per_s": {str(c): rate for c, rate in one.items()},
             "batch_1_readings": len(singles),
             "nats_drain_runs": drains,
             "nats_publish_per_s": len(batched) / publish_seconds,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from sqlalchemy import create_engine, text
 from tests.bus.conftest import free_port
 from tests.conftest import MARIADB_ROOT, require
 from weatherpipe.config import load_settings
+from weatherpipe.logjson import JsonFormatter
 from weatherpipe.redact import MASK, RedactingFormatter, Redactor, mask_url, secrets_of
 
 DB_PASSWORD = "Db-pw-7Qx9Zk"
@@ -64,6 +67,16 @@ def test_a_password_that_is_also_a_word_masks_only_itself() -> None:
     redact = Redactor(["weather"])
     line = redact("pip install 'weatherpipe[mysql]' as weather:weather@db; token=weather.")
     assert line == f"pip install 'weatherpipe[mysql]' as {MASK}:{MASK}@db; token={MASK}."
+
+
+def test_a_secret_with_quotes_and_backslashes_is_masked_in_json_lines_and_urls() -> None:
+    secret = 'pa"ss\\word%/x'
+    formatter = RedactingFormatter(JsonFormatter(), Redactor([secret]))
+    record = logging.makeLogRecord({"msg": "login with %s", "args": (secret,)})
+    line = formatter.format(record)
+    assert MASK in line and json.loads(line)["message"] == f"login with {MASK}"
+    in_url = Redactor([secret])(f"GET /api?token={quote(secret, safe='')} 401")
+    assert in_url == f"GET /api?token={MASK} 401"
 
 
 @pytest.fixture

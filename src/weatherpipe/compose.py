@@ -26,6 +26,7 @@ from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.metrics import Metrics
 from weatherpipe.reading import Window, decode_many
 from weatherpipe.redact import mask_url
+from weatherpipe.retention import OnBatch, Policy, Pruner
 from weatherpipe.sensors.profiles import fleet
 from weatherpipe.sensors.publisher import SensorRunner
 from weatherpipe.sensors.spool import Spool
@@ -165,3 +166,8 @@ def make_api(
     metrics = metrics or Metrics()
     metrics.watch_database(repo)
     return create_app(settings, repo, metrics, bus)
+
+
+def make_pruner(settings: Settings, repo: Repository, on_batch: OnBatch | None = None) -> Pruner:
+    """The pruner with the retention settings (days per table, batch size, pause)."""
+    return Pruner(repo, Policy.from_settings(settings), on_batch)

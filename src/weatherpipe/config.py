@@ -115,6 +115,32 @@ class Settings(BaseSettings):
         description="Upgrade the database schema when a stage starts; false where one setup job "
         "runs `weatherpipe db upgrade` before the stages (they then only check it is current).",
     )
+    retention_days: int = Field(
+        30,
+        ge=0,
+        description="Days raw readings are kept (by their ts); `weatherpipe prune` deletes older "
+        "ones. Counts and maxima stay: they come from daily rollups, kept forever. 0: forever.",
+    )
+    rollup_retention_days: int = Field(
+        365,
+        ge=0,
+        description="Days per-minute rollups are kept (charts by minute and hour). 0: forever.",
+    )
+    dead_letter_retention_days: int = Field(
+        14, ge=0, description="Days dead letters are kept (by received time). 0: forever."
+    )
+    prune_every: float = Field(
+        3600.0,
+        ge=0,
+        description="Seconds between prune passes in `weatherpipe up` and `weatherpipe prune "
+        "--every`; 0: `up` does not prune.",
+    )
+    prune_batch: int = Field(
+        2000, ge=1, le=100_000, description="Most rows one prune DELETE removes (one transaction)."
+    )
+    prune_pause: float = Field(
+        0.1, ge=0, le=60, description="Seconds prune waits after each batch it deleted."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )

@@ -7,7 +7,8 @@
     │   └── BusNotSetUp        the topic / subscription does not exist yet
     ├── StorageError           anything the database raises
     │   ├── StorageUnavailable the database cannot be reached (retry with backoff)
-    │   └── StorageRefused     the database refuses the data itself (retrying cannot help)
+    │   ├── StorageRefused     the database refuses the data itself (retrying cannot help)
+    │   └── KeysTaken          a write asked to store only new keys met one stored (or twice)
     ├── DecodeError            a message is not a valid reading (carries the reason)
     └── ApiError               errors that reach the API carry their HTTP status
         ├── BadRequest         400 (a telemetry body that is no reading at all)
@@ -17,7 +18,8 @@
         ├── Conflict           409 (a device registered twice)
         ├── PayloadTooLarge    413
         ├── InvalidParameter   422
-        └── TooManyRequests    429 (a device over its rate; carries retry_after)
+        ├── TooManyRequests    429 (a device over its rate; carries retry_after)
+        └── NotInstalled       501 (a feature's optional extra is missing, e.g. pyarrow)
 
 Vendor exceptions (nats, paho, google, pymysql, sqlite3) are translated into these at the edge
 of the adapter that talks to them, so nothing above a backend knows which one it uses.
@@ -61,6 +63,11 @@ class StorageRefused(StorageError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class KeysTaken(StorageError):
+    """A batch written on the condition that every key in it is new held one already stored
+    (or one twice); nothing of it was written. Group commit then writes its parts one by one."""
 
 
 class DecodeError(WeatherpipeError):
@@ -111,3 +118,9 @@ class TooManyRequests(ApiError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class NotInstalled(ApiError):
+    """A feature needs an optional extra that is not installed; the message names it."""
+
+    status_code = 501

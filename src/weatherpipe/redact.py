@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
 from typing import Annotated, Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from pydantic import AfterValidator
 
@@ -57,7 +58,7 @@ class Redactor:
         for secret in secrets:
             # Very short values would mask ordinary words; they are not secrets worth the name.
             if secret and len(secret) >= 4:
-                self.secrets.add(secret)
+                self.secrets.update(_spellings(secret))
 
     def __call__(self, text: str) -> str:
         text = mask_url(text)
@@ -67,6 +68,15 @@ class Redactor:
                 # "***pipe" (which would also tell a reader the password).
                 text = _whole(secret).sub(MASK, text)
         return text
+
+
+def _spellings(secret: str) -> set[str]:
+    """`secret` as it may appear in a line: as is, escaped inside JSON, percent-encoded in a URL.
+
+    A JSON log line writes a password holding `"` or `\\` escaped, and a URL holds it
+    percent-encoded; matching only the raw form would let those lines through.
+    """
+    return {secret, json.dumps(secret, ensure_ascii=False)[1:-1], quote(secret, safe="")}
 
 
 def _whole(secret: str) -> re.Pattern[str]:

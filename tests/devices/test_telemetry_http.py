@@ -261,3 +261,38 @@ def test_a_telegraf_line_protocol_body(api: Api) -> None:
         b'weather,device_id=lp-1 temperature="hot" 1764291725000000000',
         b"garbage",
     }
+
+
+def test_concurrent_single_readings_are_each_answered_after_their_commit(api: Api) -> None:
+    """32 requests in flight share transactions (group commit): every answer comes after its
+    own reading is in the database, and two copies of one key in flight are stored once."""
+    import asyncio
+
+    api.token_of("group-1", latitude=1.0, longitude=1.0)
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    bodies = [
+        {"device_id": "group-1", "temperature": 10.0 + i, "ts": f"2026-11-28T14:00:{i:02d}Z"}
+        for i in range(32)
+    ]
+    bodies.append(dict(bodies[7]))  # a retry sent while the first copy is in flight
+
+    async def post(client: httpx.AsyncClient, body: dict[str, object]) -> tuple[int, int, bool]:
+        answer = await client.post("/api/v1/telemetry", json=body, headers=headers)
+        assert answer.status_code == 202, answer.text
+        with sqlite3.connect(api.db) as conn:
+            query = "SELECT COUNT(*) FROM readings WHERE device_id = 'group-1' AND ts LIKE ?"
+            there = conn.execute(query, (f"2026-11-28 14:00:{str(body['ts'])[17:19]}%",))
+            stored_already = there.fetchone()[0] == 1
+        return answer.json()["stored"], answer.json()["duplicates"], stored_already
+
+    async def everything() -> list[tuple[int, int, bool]]:
+        limits = httpx.Limits(max_connections=40, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=api.url, limits=limits, timeout=30) as client:
+            return await asyncio.gather(*(post(client, b) for b in bodies))
+
+    answers = asyncio.run(everything())
+    assert all(there for _, _, there in answers)
+    assert sum(s for s, _, _ in answers) == 32
+    assert sum(d for _, d, _ in answers) == 1
+    assert sorted((answers[7][0], answers[32][0])) == [0, 1]
+    assert api.count("group-1") == 32

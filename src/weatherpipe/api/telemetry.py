@@ -3,6 +3,7 @@
 The readings go through the bus path's own decoder, registry admission and batch writer; the
 answer (202) comes only after their transaction has committed, so a reading acknowledged is
 stored, and a retry of the same (device_id, ts) is counted as a duplicate, never stored twice.
+Requests in flight at the same time share a transaction (group commit, ingest/group.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from weatherpipe.errors import (
     Unauthorized,
 )
 from weatherpipe.ingest.admission import Admission
+from weatherpipe.ingest.group import GroupWriter
 from weatherpipe.ingest.lean import complete_item
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.provision import token_hash
@@ -76,6 +78,7 @@ class Intake:
             admission=self.admission,
             verifier=_verdict,
         )
+        self.group = GroupWriter(self.writer)
         self._tokens: dict[str, tuple[tuple[str, bool] | None, float]] = {}
 
     @classmethod
@@ -140,12 +143,8 @@ async def telemetry(request: Request) -> JSONResponse:
             f"(bursts up to {intake.limiter.burst:g}); retry later",
             retry_after=min(wait, 3600.0),
         )
-    stop = asyncio.Event()
-    timer = asyncio.get_running_loop().call_later(STORE_SECONDS, stop.set)
-    try:
-        batch, result = await intake.writer.store_messages(messages, stop)
-    finally:
-        timer.cancel()
+    stored = await intake.group.store(messages, STORE_SECONDS)
+    batch, result = stored.batch, stored.result
     if result is None:
         raise StorageUnavailable("database unavailable: nothing was stored; send again")
     refused = sorted((int((d.attributes or {}).get(INDEX, -1)), d.reason) for d in batch.dead)

@@ -8,6 +8,7 @@ is stored, so one hostile message never blocks its neighbours.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -118,7 +119,7 @@ class IngestWorker:
                     continue
                 backoff = 0.1
                 if messages:
-                    await self._refresh_registry()
+                    await self.refresh_registry()
                 batch = self.prepare(messages) if messages else None
                 for task in [t for t in storing if t.done()]:
                     storing.discard(task)
@@ -161,6 +162,12 @@ class IngestWorker:
 
     def prepare(self, messages: list[Message]) -> Batch:
         """Each message's reading or dead letter (with the reason), the readings rendered."""
+        batch = self.sort(messages)
+        batch.prepared = self._render_ahead(batch.readings)
+        return batch
+
+    def sort(self, messages: list[Message]) -> Batch:
+        """Each message's reading or dead letter (with the reason), not rendered yet."""
         readings: list[Reading] = []
         sources: list[Message] = []
         dead: list[DeadLetter] = []
@@ -189,7 +196,7 @@ class IngestWorker:
             else:
                 readings.append(admitted)
                 sources.append(message)
-        return Batch(messages, readings, sources, dead, self._render_ahead(readings))
+        return Batch(messages, readings, sources, dead, None)
 
     @staticmethod
     def _bodies(
@@ -239,19 +246,30 @@ class IngestWorker:
         """Store messages handed in (not pulled: nothing to ack), exactly as a pulled batch;
         the batch with its dead letters, and the result (None: stopped with the database
         down, nothing stored)."""
-        await self._refresh_registry()
+        await self.refresh_registry()
         batch = self.prepare(messages)
         result = await self._write_batch(batch, stop)
         if result is not None:
             self._count(len(messages), result, 0.0)
         return batch, result
 
+    async def store_new(
+        self, readings: list[Reading], dead: list[DeadLetter], stop: asyncio.Event
+    ) -> BatchResult | None:
+        """Readings and dead letters in one transaction, on the condition that every reading's
+        key is new: KeysTaken (nothing written) if one is stored or there twice, StorageRefused
+        if the database refuses a value. None: stopped with the database down."""
+        result = await self._write(self._render(readings), dead, stop, only_new=True)
+        if result is not None:
+            self._count(len(readings) + len(dead), result, 0.0)
+        return result
+
     async def handle(self, messages: list[Message], stop: asyncio.Event) -> None:
         """Store one batch (retrying while the database is down), then ack it."""
-        await self._refresh_registry()
+        await self.refresh_registry()
         await self._store(self.prepare(messages), stop)
 
-    async def _refresh_registry(self) -> None:
+    async def refresh_registry(self) -> None:
         """A fresh registry snapshot when the one in hand is old (a down database keeps it)."""
         if not self.admission.stale:
             return
@@ -346,13 +364,23 @@ class IngestWorker:
                 raise StorageError(f"the database refuses even a bare dead letter: {exc}") from exc
 
     async def _write(
-        self, prepared: Prepared, dead: Sequence[DeadLetter], stop: asyncio.Event
+        self,
+        prepared: Prepared,
+        dead: Sequence[DeadLetter],
+        stop: asyncio.Event,
+        *,
+        only_new: bool = False,
     ) -> BatchResult | None:
         """One transaction, retried while the database is unavailable; None if stopped."""
         backoff = 0.2
+        store = (
+            functools.partial(self.repo.store_batch, only_new=True)
+            if only_new
+            else self.repo.store_batch
+        )
         while True:
             try:
-                return await asyncio.to_thread(self.repo.store_batch, prepared, dead)
+                return await asyncio.to_thread(store, prepared, dead)
             except StorageUnavailable as exc:
                 if stop.is_set():
                     return None

@@ -11,7 +11,7 @@ from typing import Protocol
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from weatherpipe.errors import StorageError
+from weatherpipe.errors import KeysTaken, StorageError
 from weatherpipe.reading import Reading
 from weatherpipe.storage.database import RETRIES, Store
 from weatherpipe.storage.deadletters import add_dead_letters
@@ -31,6 +31,8 @@ class ReadingSink(Protocol):
         batch: Sequence[Reading] | Prepared,
         dead: Sequence[DeadLetter] = (),
         received_at: datetime | None = None,
+        *,
+        only_new: bool = False,
     ) -> BatchResult: ...
 
 
@@ -46,22 +48,31 @@ class IngestStore(Store):
         batch: Sequence[Reading] | Prepared,
         dead: Sequence[DeadLetter] = (),
         received_at: datetime | None = None,
+        *,
+        only_new: bool = False,
     ) -> BatchResult:
         """Store readings (each key once), dead letters and rollups in one transaction.
 
         The fast path is the batch as it is. If any key is in it twice or already stored (a
         redelivery) and the dialect refuses the write, that transaction rolls back and the
         batch is written again without those keys, so the rollups count each reading exactly
-        once, even with concurrent writers.
+        once, even with concurrent writers. With `only_new`, such a batch is not written at
+        all (KeysTaken): the caller, which must tell whose readings were new, writes it in parts.
         """
         prepared = batch if isinstance(batch, Prepared) else self.prepare(batch, received_at)
         for attempt in range(RETRIES):
             write = functools.partial(
-                self._write_batch, prepared=prepared, dead=dead, check_existing=attempt > 0
+                self._write_batch,
+                prepared=prepared,
+                dead=dead,
+                check_existing=attempt > 0,
+                only_new=only_new,
             )
             try:
                 fresh = self.db.run(write)
             except IntegrityError:
+                if only_new:
+                    raise KeysTaken("a key is stored already, or in the batch twice") from None
                 continue
             total = len(prepared.readings)
             return BatchResult(fresh, total - fresh, len(dead))
@@ -73,6 +84,7 @@ class IngestStore(Store):
         prepared: Prepared,
         dead: Sequence[DeadLetter],
         check_existing: bool,
+        only_new: bool = False,
     ) -> int:
         """Write the batch in `conn`'s transaction; returns how many readings were new."""
         fresh, rendered = prepared.readings, prepared.rendered
@@ -80,6 +92,10 @@ class IngestStore(Store):
             fresh = _unseen(conn, _distinct(fresh))
             rendered = self.db.dialect.render(fresh, prepared.received)
         stored = self.db.dialect.write(conn, rendered) if fresh else 0
+        if only_new and stored < len(fresh):
+            # A dialect that skips stored keys (PostgreSQL's ON CONFLICT DO NOTHING) wrote the
+            # others: raising here rolls the transaction back.
+            raise KeysTaken("a key is stored already, or in the batch twice")
         add_dead_letters(conn, dead, prepared.received)
         return stored
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, bindparam, update
+from sqlalchemy import DateTime, Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.exc import DBAPIError
 
 from weatherpipe.storage.faults import Fault
@@ -95,6 +95,17 @@ class Dialect:
             ],
         )
 
+    def delete_oldest(self, table: Table, column: str, by_device: bool, limit: int) -> Any:
+        """DELETE of at most `limit` rows of `table` whose `column` is before :cutoff (of
+        :device_id only, with `by_device`), oldest first: one short transaction's worth.
+        By default by key subselect (PostgreSQL): the table's primary key IN the keys of the
+        oldest rows."""
+        where = older_than(table, column, by_device)
+        keys = list(table.primary_key.columns)
+        oldest = select(*keys).where(*where).order_by(table.c[column]).limit(limit)
+        key = keys[0] if len(keys) == 1 else tuple_(*keys)
+        return delete(table).where(key.in_(oldest))
+
     def text_columns(self, columns: Iterable[Any]) -> list[Any]:
         """Columns to select; a dialect whose driver parses timestamps slowly reads them as
         text instead (see `rows.plain_rows`)."""
@@ -108,6 +119,15 @@ class Dialect:
     def is_lock_conflict(self, exc: DBAPIError) -> bool:
         """A deadlock or lock wait: the whole transaction may be retried."""
         return self.fault(exc) is Fault.CONFLICT
+
+
+def older_than(table: Table, column: str, by_device: bool) -> list[Any]:
+    """`column < :cutoff`, and `device_id = :device_id` with `by_device` (so an index that
+    leads with device_id finds the rows)."""
+    where = [table.c[column] < bindparam("cutoff")]
+    if by_device:
+        where.insert(0, table.c.device_id == bindparam("device_id"))
+    return where
 
 
 def as_text(columns: Iterable[Any], text_of: Callable[[Any], Any]) -> list[Any]:

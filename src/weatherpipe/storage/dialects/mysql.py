@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pymysql.converters import escape_string
-from sqlalchemy import String, cast, create_engine, func
+from sqlalchemy import String, Table, bindparam, cast, create_engine, func, text
 from sqlalchemy.dialects.mysql import insert
 from sqlalchemy.exc import DBAPIError
 
@@ -218,6 +218,18 @@ class MySQLDialect(Dialect):
 
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.date_format(minute, "%Y-%m-%d %H:00:00")
+
+    def delete_oldest(self, table: Table, column: str, by_device: bool, limit: int) -> Any:
+        """DELETE … ORDER BY … LIMIT: MySQL and MariaDB refuse LIMIT in an IN subquery, and
+        take it on a DELETE instead, walking the index on (device_id, column) in order."""
+        device = "device_id = :device_id AND " if by_device else ""
+        statement = text(
+            f"DELETE FROM {table.name} WHERE {device}{column} < :cutoff "
+            f"ORDER BY {column} LIMIT {int(limit)}"
+        ).bindparams(bindparam("cutoff", type_=table.c[column].type))
+        if by_device:
+            statement = statement.bindparams(bindparam("device_id", type_=table.c.device_id.type))
+        return statement
 
     def text_columns(self, columns: Iterable[Any]) -> list[Any]:
         # PyMySQL parses DATETIME in Python; CAST AS CHAR + fromisoformat is ~5x cheaper.

@@ -9,7 +9,17 @@ from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, create_engine, event, func, type_coerce
+from sqlalchemy import (
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.sqlite import insert
 
 from weatherpipe.storage.dialects.base import (
@@ -20,6 +30,7 @@ from weatherpipe.storage.dialects.base import (
     as_text,
     days_and_spans,
     minute_cells,
+    older_than,
     run,
     stamped,
 )
@@ -151,6 +162,18 @@ class SQLiteDialect(Dialect):
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:
         # ISO text: its first 13 characters name the hour.
         return func.substr(minute, 1, 13).concat(":00:00")
+
+    def delete_oldest(self, table: Table, column: str, by_device: bool, limit: int) -> Any:
+        """By rowid: SQLite's DELETE takes no LIMIT (unless built with it)."""
+        rowid: ColumnElement[int] = literal_column("rowid")
+        oldest = (
+            select(rowid)
+            .select_from(table)
+            .where(*older_than(table, column, by_device))
+            .order_by(table.c[column])
+            .limit(limit)
+        )
+        return delete(table).where(rowid.in_(oldest))
 
     def text_columns(self, columns: Iterable[Any]) -> list[Any]:
         # SQLite keeps DateTime as ISO text and SQLAlchemy parses it with a regex; at thousands
