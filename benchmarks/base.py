@@ -42,6 +42,8 @@ class BenchOptions:
     seconds: float | None = None
     # Goes into scratch database names, so a caller can find (and count) its own.
     tag: str = ""
+    # The databases a scenario that runs on several measures (api-load).
+    databases: tuple[str, ...] = ("sqlite", "mariadb", "postgresql")
 
     def size(self, full: float, quick: float, given: float | None = None) -> float:
         if given is not None:
@@ -230,9 +232,11 @@ class Processes:
     def __init__(self) -> None:
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self, args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, args: Sequence[str], env: dict[str, str], module: str = "weatherpipe"
+    ) -> subprocess.Popen[bytes]:
         child = subprocess.Popen(
-            [sys.executable, "-m", "weatherpipe", *args],
+            [sys.executable, "-m", module, *args],
             env={**os.environ, "WEATHERPIPE_LOG_LEVEL": "WARNING", **env},
             stdout=subprocess.DEVNULL,
         )

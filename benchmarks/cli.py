@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -34,6 +35,16 @@ def bench(
     postgresql_url: Annotated[
         str, typer.Option(help="PostgreSQL server URL (no database: each run makes its own).")
     ] = "postgresql+psycopg://postgres@127.0.0.1:5432",
+    database: Annotated[
+        list[str] | None,
+        typer.Option(help="api-load: sqlite, mariadb or postgresql (repeat; default all three)."),
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option(min=1, help="api-load: seconds of each wrk run.")
+    ] = None,
+    devices: Annotated[
+        int | None, typer.Option(min=1, help="api-load: devices of the fleet data set.")
+    ] = None,
 ) -> None:
     """Measure throughput and latency, each against a baseline from the same run."""
     known = scenarios()
@@ -51,7 +62,11 @@ def bench(
         nats_url=nats_url,
         mariadb_url=mariadb_url,
         postgresql_url=postgresql_url,
+        seconds=seconds,
+        devices=devices,
     )
+    if database:
+        options = dataclasses.replace(options, databases=tuple(database))
     results = []
     for name in [scenario] if scenario else list(known):
         typer.echo(f"running {name} ...", err=True)
@@ -59,6 +74,8 @@ def bench(
         results.append(result)
         if not as_json:
             typer.echo(markdown_table([result]).splitlines()[-1])
+            if "markdown" in result.details:
+                typer.echo("\n" + result.details["markdown"])
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
     else:

@@ -11,7 +11,17 @@ Scenario = Callable[[BenchOptions], Result]
 
 def scenarios() -> dict[str, Scenario]:
     """Every scenario by name, in the order a full run takes them (imported only now)."""
-    from benchmarks import drain, e2e, external, http_ingest, memory, postgres_drain, sensors
+    from benchmarks import (
+        api_load,
+        drain,
+        e2e,
+        external,
+        http_ingest,
+        memory,
+        postgres_drain,
+        retention,
+        sensors,
+    )
 
     return {
         "ingest-drain": drain.ingest_drain,
@@ -25,6 +35,9 @@ def scenarios() -> dict[str, Scenario]:
         "e2e": e2e.end_to_end,
         "memory": memory.ingest_memory,
         "http-ingest": http_ingest.http_ingest,
+        "api-load": api_load.api_load,
+        "prune-ingest": retention.prune_ingest,
+        "prune-ingest-postgresql": retention.prune_ingest_postgresql,
     }
 
 

@@ -91,14 +91,16 @@ class Metrics:
             self._database = _DatabaseTotals(repo)
             self.registry.register(self._database)
 
-    async def sample_lag(self, bus: Bus) -> None:
+    async def sample_lag(self, bus: Bus) -> int | None:
+        """Ask the bus how many messages wait, record it, and return it (None: unknown)."""
         try:
             lag = await bus.lag()
         except WeatherpipeError as exc:
             log.debug("bus lag unavailable: %s", exc)
-            return
+            return None
         if lag is not None:
             self.lag.set(lag)
+        return lag
 
     async def watch_lag(self, bus: Bus, stop: asyncio.Event) -> None:
         """Sample the bus lag every LAG_INTERVAL seconds until `stop` is set."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -98,13 +99,19 @@ def run_api(settings: Settings) -> None:
     bus = open_bus(settings)
     # Another process's in-process bus is invisible from here: /readyz has no bus to check.
     application = make_api(settings, repo, bus if bus.crosses_processes else None)
+    try:
+        serve(application, settings, sock)
+    finally:
+        repo.close()
+
+
+def serve(application: Any, settings: Settings, sock: socket.socket) -> None:
+    """Serve an ASGI app on `sock` as `weatherpipe api` does, until SIGTERM or Ctrl-C (the
+    api-load benchmark serves its minimal baseline app through this too)."""
     # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
     log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
     config = uvicorn.Config(application, log_level="info", log_config=log_config)
-    try:
-        StageServer(config).run(sockets=[sock])
-    finally:
-        repo.close()
+    StageServer(config).run(sockets=[sock])
 
 
 async def run_pipeline(
