@@ -6,6 +6,7 @@ import io
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -135,3 +136,19 @@ def test_a_bar_without_total_takes_one_later(plain_logging: logging.Logger) -> N
     assert [line for line in screen_lines(buffer.getvalue()) if "exporting" in line][-1].find(
         "20/20"
     ) > 0
+
+
+def test_backfill_shows_a_progress_bar_that_reaches_its_total(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from weatherpipe.cli import app
+
+    url = f"sqlite:///{tmp_path / 'weather.db'}"
+    result = CliRunner().invoke(
+        app,
+        ["sensors", "--backfill", "10m", "--to-db", "--devices", "2", "--database-url", url],
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 1,200 readings of 2 devices" in result.output
+    bar = [line for line in result.output.splitlines() if line.startswith("backfill")]
+    assert bar and "1200/1200" in bar[-1] and "readings/s" in bar[-1]
