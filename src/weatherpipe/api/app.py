@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
-from weatherpipe.api import admin, dashboard, login, routes, schema, telemetry
+from weatherpipe.api import admin, alerts, dashboard, fleet, login, routes, schema, telemetry
 from weatherpipe.api.answers import AnswerCache, pool_size
 from weatherpipe.api.timing import RequestTimer
 from weatherpipe.bus.base import Bus
@@ -54,7 +54,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.answers = AnswerCache(settings.api_cache_seconds, pool_size(repo))
     app.include_router(routes.router)
+    app.include_router(fleet.router)
     app.include_router(admin.router)
+    app.include_router(alerts.router)
     app.include_router(telemetry.router)
     app.include_router(schema.router)
     app.state.telemetry = telemetry.Intake.from_settings(settings, repo)

@@ -188,3 +188,80 @@ class Problem(BaseModel):
     """Every error answer: one readable sentence, plus pydantic's details for a 422."""
 
     detail: str = Field(examples=["query.day: Input should be less than or equal to 31"])
+
+
+class WorstFlag(BaseModel):
+    kind: Kind | None = Field(description=KIND)
+    severity: Severity | None = Field(description=SEVERITY)
+    score: float | None = Field(description="The detector's score of that reading.")
+    ts: datetime
+
+
+class FleetDevice(BaseModel):
+    device_id: str
+    name: str | None = Field(description="The registry's name; null: show the id.")
+    latitude: float | None
+    longitude: float | None
+    first_seen: datetime | None
+    last_seen: datetime | None = Field(description="Time of its newest reading; null: never sent.")
+    silence_seconds: float | None = Field(description="Seconds since its newest reading.")
+    last_temperature: float | None = Field(description="Temperature of the newest reading, °C.")
+    enabled: bool
+    detection: Literal["not_started", "warming_up", "monitoring"]
+    anomalies_30m: int = Field(description="Flagged readings in the last 30 minutes.")
+    anomalies_24h: int = Field(description="Flagged readings in the last 24 hours.")
+    worst_30m: WorstFlag | None = Field(
+        description="The worst flag of the last 30 minutes: highest severity, then score."
+    )
+    worst_24h: WorstFlag | None = Field(description="The worst flag of the last 24 hours.")
+
+
+class FleetTotals(BaseModel):
+    devices: int
+    reporting: int = Field(description="Devices with a reading in the last 5 minutes.")
+    silent: int = Field(description="Devices that sent before, but nothing for 5 minutes.")
+    never_seen: int = Field(description="Devices provisioned ahead that never sent.")
+    not_started: int = Field(description="Devices the detector has not scored yet.")
+    warming_up: int = Field(description="Devices the detector is still learning.")
+    anomalous_30m: int = Field(description="Devices with a flag in the last 30 minutes.")
+    anomalies_30m: int
+    anomalies_24h: int
+
+
+class DetectionProgress(BaseModel):
+    detector: str
+    devices: int = Field(description="Devices the detector keeps state for.")
+    warming_up: int
+    position: datetime | None = Field(description="Newest reading time the detector has seen.")
+    oldest_position: datetime | None = Field(description="Position of the device furthest behind.")
+    newest_reading: datetime | None = Field(description="Newest reading stored (any device).")
+    behind_seconds: float | None = Field(description="newest_reading - position.")
+
+
+class PipelineHealth(BaseModel):
+    sampled_at: datetime
+    ingest_rate: float | None = Field(
+        description="Readings stored per second over the last minute of samples (the rate of "
+        "weatherpipe_database_stored); null until two samples exist."
+    )
+    stored: int = Field(description="Readings in the database.")
+    anomalies: int = Field(description="Flagged readings in the database.")
+    dead_letters: int
+    dead_letters_pending: int = Field(description="Dead letters not replayed yet.")
+    lag: int | None = Field(description="Messages waiting for ingest on the bus; null: unknown.")
+    lag_note: str = Field(description="Why the lag is unknown, if it is.")
+    detection: DetectionProgress
+
+
+class FleetPage(BaseModel):
+    generated_at: datetime
+    page: int
+    per_page: int
+    pages: int
+    total: int = Field(description="Devices that match `q` (all of them without it).")
+    q: str
+    sort: Literal["name", "last_seen", "anomalies", "silence"]
+    order: Literal["asc", "desc"]
+    devices: list[FleetDevice]
+    fleet: FleetTotals = Field(description="The whole fleet, whatever the page or search.")
+    health: PipelineHealth
