@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed by CORS; empty turns CORS off."
     )
+    api_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds the API keeps a fleet-wide analysis (devices, counts, maxima, "
+        "anomalies) and answers every caller from it; 0 asks the database on every request.",
+    )
     max_clock_ahead: float = Field(
         86_400.0,
         ge=0,
@@ -106,6 +114,11 @@ class Settings(BaseSettings):
         le=64 * 1024 * 1024,
         description="Largest /api/v1/telemetry body in bytes (413 over it); each reading is "
         "also at most 64 KiB.",
+    )
+    alerts_file: str | None = Field(
+        None,
+        description="TOML file of alert rules and receivers (docs/alerts.md); unset: no alerts "
+        "stage runs in `weatherpipe up`.",
     )
     spool_path: str = Field(
         "weatherpipe-sensors.spool", description="File where sensors keep readings the bus refused."
