@@ -132,8 +132,19 @@ def test_limits_give_400_413_and_429(api: Api, tmp_path: Path) -> None:
     assert httpx.post(f"{api.url}/api/v1/telemetry", json=burst, headers=headers).status_code == 202
     over = httpx.post(f"{api.url}/api/v1/telemetry", json=burst[:50], headers=headers)
     assert over.status_code == 429, over.text
-    assert 1 <= int(over.headers["Retry-After"]) <= 2
-    assert "over the rate of 50 readings/s" in over.json()["detail"]
+    assert 1 <= int(over.headers["Retry-After"]) <= 2  # 50 readings at 50/s: 1 s, rounded up
+    assert "over the rate of 50 readings/s per device" in over.json()["detail"]
+    # Another device's bucket is its own: the gateway token posts for it at once.
+    gateway = {"Authorization": f"Bearer {API_TOKEN}"}
+    other = [{**r, "device_id": "limits-2", "latitude": 0.0, "longitude": 0.0} for r in burst[:5]]
+    assert httpx.post(f"{api.url}/api/v1/telemetry", json=other, headers=gateway).status_code == 202
+    # A batch bigger than the burst could never pass: 413 (no Retry-After), not 429.
+    huge = [{**r, "device_id": "limits-3", "latitude": 0.0, "longitude": 0.0} for r in burst]
+    huge.append({**huge[0], "ts": "2026-11-28T14:00:00Z"})
+    too_big = httpx.post(f"{api.url}/api/v1/telemetry", json=huge, headers=gateway)
+    assert too_big.status_code == 413 and "Retry-After" not in too_big.headers
+    assert f"over its burst of {BURST}" in too_big.json()["detail"]
+    assert api.count("limits-3") == 0
 
 
 def test_disabled_and_placeless_devices_are_dead_lettered(api: Api) -> None:
@@ -214,3 +225,12 @@ def test_concurrent_single_readings_are_each_answered_after_their_commit(api: Ap
     assert sum(d for _, d, _ in answers) == 1
     assert sorted((answers[7][0], answers[32][0])) == [0, 1]
     assert api.count("group-1") == 32
+
+
+def test_a_device_without_a_clock_can_take_the_time_from_any_answer(api: Api) -> None:
+    """docs/devices.md's retry pattern: a device sets its clock from the Date header once."""
+    from email.utils import parsedate_to_datetime
+
+    answer = httpx.get(f"{api.url}/healthz")
+    stamp = parsedate_to_datetime(answer.headers["Date"])
+    assert abs(stamp.timestamp() - time.time()) < 60
