@@ -13,6 +13,7 @@ import contextlib
 import functools
 import hmac
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -135,6 +136,10 @@ async def telemetry(request: Request) -> JSONResponse:
         _refused(p, i) if isinstance(p, LineError) else _message(p, i, device, received)
         for i, p in enumerate(parsed)
     ]
+    # Each dead letter's key: this request and the item's place in it (ingest/refusals.py).
+    request_id = uuid.uuid4().hex
+    for i, m in enumerate(messages):
+        m.id = f"http:{request_id}:{i}"
     costs = Counter(m.attributes.get("device", "") for m in messages)
     wait = intake.limiter.take(costs)
     if wait:
