@@ -15,10 +15,12 @@ def scenarios() -> dict[str, Scenario]:
         api_load,
         drain,
         e2e,
+        export_memory,
         external,
         http_ingest,
         memory,
         postgres_drain,
+        retention,
         sensors,
     )
 
@@ -35,6 +37,10 @@ def scenarios() -> dict[str, Scenario]:
         "memory": memory.ingest_memory,
         "http-ingest": http_ingest.http_ingest,
         "api-load": api_load.api_load,
+        "prune-ingest": retention.prune_ingest,
+        "prune-ingest-postgresql": retention.prune_ingest_postgresql,
+        "export-memory": export_memory.export_memory,
+        "export-memory-postgresql": export_memory.export_memory_postgresql,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -26,3 +27,38 @@ def test_prune_prints_per_table_what_it_deleted(sqlite_repo: Repository, sqlite_
     assert "dead_letters     deleted            0" in done.output
     assert "prune: deleted 3 rows" in done.output
     assert len(sqlite_repo.readings_page(DEVICE_A)) == 1
+
+
+def test_export_writes_csv_and_parquet_files(
+    sqlite_repo: Repository, sqlite_url: str, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    start = datetime(2026, 11, 3, tzinfo=UTC)
+    sqlite_repo.store_batch(series([float(i) for i in range(50)], DEVICE_A, start=start))
+    env = {"WEATHERPIPE_DATABASE_URL": sqlite_url}
+    out = tmp_path / "a.csv"
+    args = ["export", "-o", str(out), "--device-id", DEVICE_A, "--start", "2026-11-03T00:00:10Z"]
+    done = CliRunner().invoke(app, [*args, "--end", "2026-11-03T00:00:20+00:00"], env=env)
+    assert done.exit_code == 0, done.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 11
+    assert lines[1].startswith(f"{DEVICE_A},2026-11-03T00:00:10.000Z,10.0,")
+    assert "exported 10 readings" in done.output
+    parquet = tmp_path / "a.parquet"
+    done = CliRunner().invoke(app, ["export", "--format", "parquet", "-o", str(parquet)], env=env)
+    assert done.exit_code == 0, done.output
+    assert pq.read_table(parquet).column("temperature").to_pylist() == [float(i) for i in range(50)]
+
+
+def test_export_refuses_bad_options_with_one_line(sqlite_repo: Repository, sqlite_url: str) -> None:
+    env = {"WEATHERPIPE_DATABASE_URL": sqlite_url}
+    for args, message in [
+        (["--format", "xlsx"], "--format must be csv or parquet"),
+        (["--start", "yesterday"], "not an RFC 3339 time"),
+        (["--start", "2026-11-04", "--end", "2026-11-03"], "--start must be before --end"),
+        (["--device-id", "nobody"], "no device nobody"),
+    ]:
+        result = CliRunner().invoke(app, ["export", "-o", "-", *args], env=env)
+        assert result.exit_code != 0
+        assert message in str(result.exception) + result.output

@@ -17,6 +17,11 @@ SPIKE_FLOOR_C = 1.5
 # A spike is at least this many *local* noise widths, above any normal outlier (sensor.NOISE_CLIP).
 SPIKE_FLOOR_SIGMA = 8.0
 DRIFT_MIN_RAMP_S = 600.0
+SHIFT_FLOOR_C = 0.3
+# On slow devices a shift, drift, stuck spell or noise burst spans at least this many readings,
+# and its longest is at least STRETCH times its shortest.
+MIN_READINGS = 8
+STRETCH = 4.0
 
 RANGE_S = (2.0, 120.0)  # an error code held over several readings
 
@@ -25,8 +30,59 @@ RANGE_CODES = {
     0.1: (85.0, -127.0, 150.0, -60.0, -40.0),
     0.0625: (85.0, -127.0, 125.0, -55.0),
     0.01: (85.0, -127.0, 150.0, -60.0, -40.0, 327.67),
+    0.25: (85.0, -127.0, 125.0, -128.0),
+    0.5: (85.0, -127.0, 125.0, -128.0),
 }
 RANGE_MARGIN_C = 20.0  # a code is used only this far outside the site's plausible range
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The label convention's times for a device sampling every `period_s` seconds.
+
+    At 1 Hz-class sampling these are the fixed minutes above; a slow device gets at least a
+    few readings in each (a 5-minute device: 10 min grace, 20 min quiet start).
+    """
+
+    period_s: float
+
+    @property
+    def grace(self) -> float:
+        return max(GRACE_S, 2 * self.period_s)
+
+    @property
+    def spacing(self) -> float:
+        return max(SPACING_S, 6 * self.period_s)
+
+    @property
+    def warm(self) -> float:
+        return max(WARM_S, 4 * self.period_s)
+
+    @property
+    def early(self) -> tuple[float, float]:
+        return self.warm, max(EARLY_S[1], 12 * self.period_s)
+
+    @property
+    def lead_in(self) -> float:
+        """How long before an onset no reading may be dropped."""
+        return max(10.0, 2 * self.period_s)
+
+
+def length_range(kind: str, period_s: float) -> tuple[float, float]:
+    """Shortest and longest length of a level kind at this sampling period."""
+    lo, hi = LENGTH_S[kind]
+    lo_here = max(lo, MIN_READINGS * period_s)
+    return lo_here, max(hi, STRETCH * lo_here)
+
+
+def _stretched(length: float, kind: str, period_s: float) -> float:
+    """Map a planned length from the kind's range onto its range at this period (log scale)."""
+    lo, hi = LENGTH_S[kind]
+    lo_here, hi_here = length_range(kind, period_s)
+    if (lo_here, hi_here) == (lo, hi):
+        return length
+    u = math.log(length / lo) / math.log(hi / lo)
+    return math.exp(math.log(lo_here) + u * math.log(hi_here / lo_here))
 
 
 @dataclass
@@ -40,13 +96,12 @@ class Fault:
     variant: str = ""
     held: bool = False
     detail: dict[str, object] = field(default_factory=dict)
+    shortest: float = 0.0  # level kinds: how short placement may make it
 
     @property
     def floor(self) -> float:
         """How short placement may make it: spikes, dips and error codes keep their shape."""
-        if self.kind in LENGTH_S:
-            return LENGTH_S[self.kind][0]
-        return self.length
+        return self.shortest or self.length
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -57,7 +112,12 @@ def _draw(planned: PlannedFault, period_s: float, rng: np.random.Generator) -> F
     """A fault of the planned kind with its length (its onset comes later)."""
     kind = planned.kind
     if kind in LENGTH_S:
-        fault = Fault(kind, 0.0, planned.length_s or _log_uniform(rng, *LENGTH_S[kind]))
+        length = (
+            _stretched(planned.length_s, kind, period_s)
+            if planned.length_s
+            else _log_uniform(rng, *length_range(kind, period_s))
+        )
+        fault = Fault(kind, 0.0, length, shortest=length_range(kind, period_s)[0])
         if kind == "drift":
             # Half the drifts are reset as soon as the ramp ends; the others hold their offset
             # for the last 20-60 % of the span before the reset.
@@ -70,11 +130,14 @@ def _draw(planned: PlannedFault, period_s: float, rng: np.random.Generator) -> F
         # The first reading may come up to a period after the onset, hence n + 1 periods.
         return Fault(kind, 0.0, (n + 1) * period_s, readings=n, variant="fast")
     if kind == "dip":
-        fall, rise = rng.uniform(5.0, 30.0), rng.uniform(60.0, 240.0)
+        # A slow device sees a draught over at least three readings of its recovery.
+        scale = max(1.0, period_s / 20.0)
+        fall, rise = rng.uniform(5.0, 30.0) * scale, rng.uniform(60.0, 240.0) * scale
         return Fault(kind, 0.0, fall + rise, variant="slow", detail={"fall_s": fall})
     if kind == "range" and rng.random() < 0.5:
         return Fault(kind, 0.0, 2 * period_s, readings=1)
-    return Fault(kind, 0.0, _log_uniform(rng, *RANGE_S))
+    lo, hi = RANGE_S
+    return Fault(kind, 0.0, _log_uniform(rng, max(lo, period_s), max(hi, 8 * period_s)))
 
 
 def place(
@@ -85,15 +148,17 @@ def place(
     if not planned:
         return []
     faults = [_draw(p, period_s, rng) for p in planned]
+    timing = Timing(period_s)
     n = len(faults)
-    rest = n * GRACE_S + (n - 1) * SPACING_S + period_s
+    rest = n * timing.grace + (n - 1) * timing.spacing + period_s
     # An early start must still leave room for every fault at its kind's minimum length.
     latest = duration_s - rest - sum(f.floor for f in faults)
+    first, last = timing.early
     if early:
-        lead = rng.uniform(EARLY_S[0], max(EARLY_S[0], min(EARLY_S[1], latest)))
+        lead = rng.uniform(first, max(first, min(last, latest)))
     else:
         # Others start after the first quarter hour when the stream has room for it.
-        lead = max(WARM_S, min(EARLY_S[1], latest))
+        lead = max(timing.warm, min(last, latest))
     fixed = lead + rest
     _fit_lengths(faults, duration_s - fixed)
     free = duration_s - fixed - sum(f.length for f in faults)
@@ -105,7 +170,7 @@ def place(
     t = lead
     for fault, slack in zip(faults, parts, strict=True):
         fault.onset = t
-        t += fault.length + GRACE_S + SPACING_S + slack
+        t += fault.length + timing.grace + timing.spacing + slack
     faults[-1].held = planned[-1].held
     return faults
 
@@ -129,10 +194,13 @@ def _fit_lengths(faults: list[Fault], budget: float) -> None:
         fault.length = float(length)
 
 
-def protected(faults: list[Fault], duration_s: float) -> list[tuple[float, float]]:
+def protected(
+    faults: list[Fault], duration_s: float, period_s: float
+) -> list[tuple[float, float]]:
     """Spans where no reading may be dropped: a little before each onset to its window's end."""
+    timing = Timing(period_s)
     return [
-        (f.onset - 10.0, duration_s if f.held else f.onset + f.length + GRACE_S)
+        (f.onset - timing.lead_in, duration_s if f.held else f.onset + f.length + timing.grace)
         for f in faults
     ]
 
@@ -216,8 +284,9 @@ def _dip(fault: Fault, stream: Stream, first: int, last: int, rng: np.random.Gen
 
 
 def _shift(fault: Fault, stream: Stream, first: int, last: int, rng: np.random.Generator) -> None:
-    """A step of 1-5 typical noise widths, at least 0.3 °C, up or down."""
-    size = max(rng.uniform(1.0, 5.0) * stream.sigma_typical, 0.3) * rng.choice([-1.0, 1.0])
+    """A step of 1-5 typical noise widths, at least 0.3 °C and one quantum, up or down."""
+    floor = max(SHIFT_FLOOR_C, stream.quantum)
+    size = max(rng.uniform(1.0, 5.0) * stream.sigma_typical, floor) * rng.choice([-1.0, 1.0])
     stream.values[first : last + 1] += size
     fault.detail["size_c"] = round(float(size), 3)
 
@@ -252,11 +321,16 @@ def _range_code(quantum: float, plausible: tuple[float, float], rng: np.random.G
     return float(rng.choice(codes))
 
 
-def windows(faults: list[Fault], times: np.ndarray) -> list[tuple[float, float, str]]:
-    """Label windows: first affected reading to last affected reading + 60 s (or stream end)."""
+def windows(
+    faults: list[Fault], times: np.ndarray, period_s: float
+) -> list[tuple[float, float, str]]:
+    """Label windows: first affected reading to last affected reading plus the grace, max(60 s,
+    two periods), or to the stream's end.
+    """
+    grace = Timing(period_s).grace
     out = []
     for fault in faults:
         first, last = span(fault, times)
-        end = times[-1] if fault.held else min(times[last] + GRACE_S, times[-1])
+        end = times[-1] if fault.held else min(times[last] + grace, times[-1])
         out.append((float(times[first]), float(end), fault.kind))
     return out

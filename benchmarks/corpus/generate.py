@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.corpus import faults, sensor, weather
+from benchmarks.corpus import faults, greenhouse, sensor, weather
 from benchmarks.corpus.sets import KINDS, SETS, SetSpec, StreamPlan, plan_set
 
 log = logging.getLogger(__name__)
@@ -57,34 +57,47 @@ def _clock(plan: StreamPlan, rng: np.random.Generator) -> tuple[int, int, weathe
 
 def _truth(
     plan: StreamPlan, clock: weather.Clock, times: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, dict[str, object], tuple[float, float]]:
-    """The true temperature at each reading time, what was drawn, and the plausible range."""
+) -> tuple[np.ndarray, dict[str, object], tuple[float, float], dict[str, float]]:
+    """What the sensor's element feels at each reading time (the true temperature, lagged by
+    the sensor's thermal mass if it has one), what was drawn, the plausible range, and the lag.
+    """
+    tau = weather.grid(plan.duration_s)
     if plan.climate == "indoor":
         on_grid, drawn = weather.indoor(clock, plan.duration_s, rng)
         plausible = weather.INDOOR_PLAUSIBLE
+    elif plan.climate == "greenhouse":
+        climate = weather.CLIMATES[plan.climate]
+        outside, drawn = weather.outdoor(climate, clock, plan.duration_s, False, rng)
+        del drawn["in_sun"]
+        on_grid, inside = greenhouse.inside(outside, climate, clock, tau, rng)
+        drawn.update(inside)
+        plausible = climate.plausible
     else:
         climate = weather.CLIMATES[plan.climate]
         in_sun = bool(rng.random() < 0.5)
         on_grid, drawn = weather.outdoor(climate, clock, plan.duration_s, in_sun, rng)
         plausible = climate.plausible
-    return np.interp(times, weather.grid(plan.duration_s), on_grid), drawn, plausible
+    on_grid, lag = sensor.thermal_lag(plan.noise_model, on_grid, weather.GRID_S, rng)
+    return np.interp(times, tau, on_grid), drawn, plausible, lag
 
 
 def build_stream(plan: StreamPlan) -> Built:
     """Generate one stream from its plan and its own RNG (seeded by set seed and index)."""
     rng = np.random.default_rng(plan.seed)
     start_ms, offset_h, clock = _clock(plan, rng)
-    planned = faults.place(
-        plan.faults, plan.duration_s, plan.early, plan.sampling.period_s, rng
-    )
+    period = plan.sampling.period_s
+    planned = faults.place(plan.faults, plan.duration_s, plan.early, period, rng)
     times, sampling_meta = sensor.sample_times(
-        plan.sampling, plan.duration_s, faults.protected(planned, plan.duration_s), rng
+        plan.sampling, plan.duration_s, faults.protected(planned, plan.duration_s, period), rng
     )
-    truth, weather_meta, plausible = _truth(plan, clock, times, rng)
+    truth, weather_meta, plausible, lag_meta = _truth(plan, clock, times, rng)
     sigma, sigma_meta = sensor.noise_sigma(
         plan.quantum, clock.solar(times), plan.climate == "indoor", rng
     )
     unit, noise_meta = sensor.unit_noise(plan.noise_model, times, rng)
+    slow, wander_meta = sensor.wander(plan.noise_model, times, rng)
+    if wander_meta:
+        truth = truth + slow
     stream = faults.Stream(
         times, truth + sigma * unit, sigma, sigma_meta["sigma_typical_c"], plan.quantum, plausible
     )
@@ -94,7 +107,7 @@ def build_stream(plan: StreamPlan) -> Built:
     timestamps_ms = start_ms + np.round(times * 1000.0).astype(np.int64)
     windows = [
         (start_ms + round(a * 1000.0), start_ms + round(b * 1000.0), kind)
-        for a, b, kind in faults.windows(planned, times)
+        for a, b, kind in faults.windows(planned, times, period)
     ]
     meta: dict[str, object] = {
         "climate": plan.climate,
@@ -107,7 +120,7 @@ def build_stream(plan: StreamPlan) -> Built:
         "plausible_c": list(plausible),
         "normal_seconds": round(float(times[-1]) - sum(b - a for a, b, _ in windows) / 1000, 3),
         "sensor": {"quantum_c": plan.quantum, "noise_model": plan.noise_model,
-                   **noise_meta, **sigma_meta},
+                   **noise_meta, **lag_meta, **wander_meta, **sigma_meta},
         "sampling": sampling_meta,
         "weather": weather_meta,
         "anomalies": _anomaly_meta(planned, windows),

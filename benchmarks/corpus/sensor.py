@@ -9,7 +9,10 @@ import numpy as np
 from benchmarks.corpus.sets import Sampling
 
 # Night-time noise standard deviation (°C) by resolution: finer sensors are also quieter.
-BASE_SIGMA = {0.1: (0.04, 0.10), 0.0625: (0.03, 0.08), 0.01: (0.02, 0.06)}
+BASE_SIGMA = {
+    0.1: (0.04, 0.10), 0.0625: (0.03, 0.08), 0.01: (0.02, 0.06),
+    0.25: (0.04, 0.12), 0.5: (0.05, 0.15),
+}
 
 # Normal noise never exceeds this many local standard deviations: a labelled spike is always
 # larger (see faults.SPIKE_FLOOR_SIGMA), so heavy tails stay physics, not unlabelled spikes.
@@ -109,6 +112,10 @@ def unit_noise(
         outlier = rng.random(n) < rate
         x[outlier] = rng.uniform(4.0, 6.0, size=outlier.sum()) * rng.choice([-1, 1], outlier.sum())
         return x, {"outlier_rate": round(rate, 5)}
+    if model in ("laplace_pink", "lag_laplace_walk"):
+        # Laplace of unit variance (scale 1/sqrt 2); the slow part comes from `wander`.
+        x = rng.laplace(0.0, 1.0 / math.sqrt(2.0), size=n)
+        return np.clip(x, -NOISE_CLIP, NOISE_CLIP), {}
     if model == "ar1":
         # Correlation set per second, so 2 Hz and 0.5 Hz devices see the same physics.
         phi_1s = rng.uniform(0.5, 0.9)
@@ -131,6 +138,69 @@ def _ar1(times: np.ndarray, phi_1s: float, rng: np.random.Generator) -> np.ndarr
     return np.clip(x, -NOISE_CLIP, NOISE_CLIP)
 
 
+def thermal_lag(
+    model: str, on_grid: np.ndarray, grid_s: float, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, float]]:
+    """What a sensor with thermal mass reads: a first-order low-pass of the true temperature.
+
+    Applied on the weather's regular grid; models without lag return the truth untouched.
+    """
+    if model != "lag_laplace_walk":
+        return on_grid, {}
+    tau = rng.uniform(30.0, 300.0)
+    keep = math.exp(-grid_s / tau)
+    out = np.empty(len(on_grid))
+    prev = float(on_grid[0])
+    # A plain loop, as in _ar1: numpy has no recursive filter.
+    for i, x in enumerate(on_grid.tolist()):
+        prev = keep * prev + (1.0 - keep) * x
+        out[i] = prev
+    return out, {"lag_s": round(tau, 1)}
+
+
+def wander(
+    model: str, times: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Slow electronic wander in °C (not scaled by the daily noise level), one per reading.
+
+    1/f (pink) for `laplace_pink`, a random-walk-like mean-reverting wander with an hours-long
+    time constant for `lag_laplace_walk`; nothing (and no draws) for the other models.
+    """
+    if model not in ("laplace_pink", "lag_laplace_walk"):
+        return np.zeros(len(times)), {}
+    size = rng.uniform(0.01, 0.05)
+    step = 30.0
+    coarse = np.arange(0.0, times[-1] + 2 * step, step)
+    if model == "laplace_pink":
+        slow = _pink(len(coarse), step, rng)
+        drawn = {"wander_c": round(size, 4)}
+    else:
+        tau_h = rng.uniform(2.0, 12.0)
+        slow = _mean_reverting(len(coarse), math.exp(-step / (tau_h * 3600.0)), rng)
+        drawn = {"wander_c": round(size, 4), "wander_tau_h": round(tau_h, 2)}
+    slow = (slow - slow.mean()) / max(float(slow.std()), 1e-12)
+    return size * np.interp(times, coarse, slow), drawn
+
+
+def _pink(n: int, step: float, rng: np.random.Generator) -> np.ndarray:
+    """1/f noise by shaping white noise's spectrum; flat below one cycle a day."""
+    spectrum = np.fft.rfft(rng.normal(size=n))
+    freq = np.fft.rfftfreq(n, step)
+    spectrum /= np.sqrt(np.maximum(freq, 1.0 / 86_400.0))
+    spectrum[0] = 0.0
+    return np.fft.irfft(spectrum, n)
+
+
+def _mean_reverting(n: int, keep: float, rng: np.random.Generator) -> np.ndarray:
+    shocks = rng.normal(size=n) * math.sqrt(1.0 - keep**2)
+    x = np.empty(n)
+    prev = rng.normal()
+    for i, e in enumerate(shocks.tolist()):
+        prev = keep * prev + e
+        x[i] = prev
+    return x
+
+
 def quantise(values: np.ndarray, quantum: float) -> np.ndarray:
     """Round to the sensor's resolution; + 0.0 turns -0.0 into 0.0 for the CSV."""
     return np.round(values / quantum) * quantum + 0.0
@@ -138,4 +208,4 @@ def quantise(values: np.ndarray, quantum: float) -> np.ndarray:
 
 def decimals(quantum: float) -> int:
     """Digits that print every multiple of the quantum exactly (0.0625 needs four)."""
-    return {0.1: 1, 0.0625: 4, 0.01: 2}[quantum]
+    return {0.1: 1, 0.0625: 4, 0.01: 2, 0.25: 2, 0.5: 1}[quantum]

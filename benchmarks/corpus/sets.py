@@ -1,4 +1,4 @@
-"""The two corpus sets (tuning, holdout) and the deterministic plan of their streams."""
+"""The corpus sets (tuning, tuning2, holdout) and the deterministic plan of their streams."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ class Sampling:
     gaps_per_day: float
     gap_s: tuple[float, float]  # offline time of one gap, drawn log-uniformly
     bursty: bool  # gaps come in clusters (a flaky radio), not one at a time
+    # Stream lengths of this device class, shortest and longest; None: the set spreads them.
+    lengths_s: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class SetSpec:
     anomalies_per_kind: int
     clean_fraction: float
     early_fraction: float  # share of anomalous streams whose first anomaly is 5-15 min in
+    # Per sampling with its own lengths: devices that started recently, as fractions of the
+    # class's shortest length.
+    recent: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,22 +141,53 @@ HOLDOUT = SetSpec(
     early_fraction=0.3,
 )
 
+# A second tuning set of slow battery and LoRaWAN-class devices: other climates, correlated
+# noise, coarse resolutions, and stream lengths that follow the sampling period.
+TUNING2 = SetSpec(
+    name="tuning2",
+    seed=20_261_203,
+    n_streams=36,
+    device_hours=5_115.8,
+    duration_s=(3600.0, 30 * 86_400.0),
+    climates=("subarctic", "mediterranean", "greenhouse"),
+    noise_models=("laplace_pink", "lag_laplace_walk"),
+    samplings=(
+        Sampling("10s", 10.0, 1.0, (0.005, 0.03), 1.5, (60.0, 1800.0), bursty=False,
+                 lengths_s=(6 * 3600.0, 4 * 86_400.0)),
+        Sampling("60s", 60.0, 3.0, (0.01, 0.05), 1.0, (300.0, 7200.0), bursty=False,
+                 lengths_s=(86_400.0, 14 * 86_400.0)),
+        Sampling("300s-lorawan", 300.0, 20.0, (0.02, 0.1), 0.5, (1200.0, 21_600.0),
+                 bursty=True, lengths_s=(5 * 86_400.0, 30 * 86_400.0)),
+    ),
+    quanta=(0.25, 0.5),
+    anomalies_per_kind=30,
+    clean_fraction=0.2,
+    early_fraction=0.3,
+    recent=(1 / 6, 1 / 3),
+)
+
 T = TypeVar("T")
 
-SETS = {spec.name: spec for spec in (TUNING, HOLDOUT)}
+SETS = {spec.name: spec for spec in (TUNING, TUNING2, HOLDOUT)}
 
 
 def plan_set(spec: SetSpec) -> list[StreamPlan]:
     """Decide each stream's length, climate, sensor, sampling and anomaly kinds."""
     rng = np.random.default_rng([spec.seed, _PLAN_SALT])
-    durations = _durations(spec, rng)
-    clean = _clean_streams(spec, durations, rng)
-    hands = _deal_faults(spec, durations, clean, rng)
+    if spec.samplings[0].lengths_s is not None:
+        samplings, durations, hands, early = _by_sampling(spec, rng)
+    else:
+        durations = _durations(spec, rng)
+        clean = _clean_streams(spec, durations, rng)
+        hands = _deal_faults(spec, durations, clean, rng)
     climates = _balanced(spec.climates, spec.n_streams, rng)
     noises = _balanced(spec.noise_models, spec.n_streams, rng)
-    samplings = _balanced(spec.samplings, spec.n_streams, rng)
+    if spec.samplings[0].lengths_s is None:
+        # Drawn here, after the rest, so the first two sets' files never change.
+        samplings = _balanced(spec.samplings, spec.n_streams, rng)
     quanta = _balanced(spec.quanta, spec.n_streams, rng)
-    early = rng.random(spec.n_streams) < spec.early_fraction
+    if spec.samplings[0].lengths_s is None:
+        early = rng.random(spec.n_streams) < spec.early_fraction
     return [
         StreamPlan(
             set_name=spec.name,
@@ -167,6 +203,44 @@ def plan_set(spec: SetSpec) -> list[StreamPlan]:
         )
         for i in range(spec.n_streams)
     ]
+
+
+def _by_sampling(
+    spec: SetSpec, rng: np.random.Generator
+) -> tuple[list[Sampling], np.ndarray, list[tuple[PlannedFault, ...]], np.ndarray]:
+    """Device classes whose lengths follow their period (a 5-minute device runs for weeks).
+
+    Each class is planned as a set of its own: lengths at log-spaced quantiles of its range
+    (both ends included) plus the recently started devices, its own anomaly-free streams, an
+    equal share of every kind (so slow and fast devices both see every kind) and exactly its
+    share of early first anomalies.
+    """
+    samplings = _balanced(spec.samplings, spec.n_streams, rng)
+    durations = np.zeros(spec.n_streams)
+    early = np.zeros(spec.n_streams, dtype=bool)
+    hands: list[tuple[PlannedFault, ...]] = [() for _ in range(spec.n_streams)]
+    for sampling in spec.samplings:
+        members = np.array([i for i, s in enumerate(samplings) if s is sampling])
+        lo, hi = sampling.lengths_s or spec.duration_s
+        n = len(members) - len(spec.recent)
+        u = np.arange(n) / (n - 1)
+        lengths = np.concatenate([
+            np.round(np.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))),
+            np.round(lo * np.array(spec.recent)),
+        ])[rng.permutation(len(members))]
+        share = replace(
+            spec,
+            n_streams=len(members),
+            anomalies_per_kind=spec.anomalies_per_kind // len(spec.samplings),
+        )
+        clean = _clean_streams(share, lengths, rng)
+        durations[members] = lengths
+        for i, hand in zip(members, _deal_faults(share, lengths, clean, rng), strict=True):
+            hands[i] = hand
+        anomalous = members[~clean]
+        n_early = round(spec.early_fraction * len(anomalous))
+        early[rng.choice(anomalous, size=n_early, replace=False)] = True
+    return samplings, durations, hands, early
 
 
 def _durations(spec: SetSpec, rng: np.random.Generator) -> np.ndarray:

@@ -36,6 +36,7 @@ class Climate:
     cloud_cycle_min: tuple[float, float]  # mean sunny+cloudy period of the cloud field
     utc_offset_h: tuple[int, int]
     plausible: tuple[float, float]  # readings outside this are impossible for the site
+    sea_breeze: bool = False  # a coast: most days cool by 2-5 °C within minutes, late morning
 
 
 CLIMATES = {
@@ -56,6 +57,17 @@ CLIMATES = {
         Climate("alpine", -6.0, 8.0, (3.0, 8.0), (13.0, 15.0), 2.0, (0.4, 1.1),
                 3.0, (6.0, 24.0), 1.0, (4.0, 8.0), 0.6, False, 0.5, (15.0, 45.0),
                 (1, 2), (-45.0, 25.0)),
+        # tuning2: long winter nights (a 3 h day), strong fronts, well below zero.
+        Climate("subarctic", -2.0, 15.0, (3.0, 10.0), (13.5, 15.0), 4.5, (0.4, 1.1),
+                4.0, (12.0, 48.0), 0.8, (4.0, 12.0), 0.4, False, 0.4, (20.0, 90.0),
+                (2, 3), (-60.0, 40.0)),
+        Climate("mediterranean", 17.0, 7.0, (6.0, 11.0), (12.5, 14.0), 1.3, (0.75, 1.05),
+                1.2, (24.0, 72.0), 0.15, (2.0, 6.0), 0.2, False, 0.8, (60.0, 180.0),
+                (1, 2), (-8.0, 48.0), sea_breeze=True),
+        # The weather outside a greenhouse; greenhouse.py turns it into the air inside.
+        Climate("greenhouse", 10.0, 9.0, (6.0, 12.0), (14.0, 15.5), 1.8, (0.5, 1.1),
+                2.0, (12.0, 36.0), 0.5, (2.0, 7.0), 0.8, False, 0.5, (20.0, 60.0),
+                (0, 1), (-15.0, 60.0)),
     )
 }
 
@@ -116,11 +128,14 @@ def outdoor(
         "max_hour_local": round(max_hour, 2),
         "fronts": n_fronts,
         "showers": n_showers,
-        "in_sun": in_sun,
     }
+    if climate.sea_breeze:
+        drawn["sea_breezes"], breezes = _sea_breezes(clock, tau, rng)
+        temp += breezes
+    drawn["in_sun"] = in_sun
     if in_sun:
         sun_amp = rng.uniform(0.5, 3.0)
-        temp += sun_amp * _sunshine(climate, tau, rng) * clock.solar(tau)
+        temp += sun_amp * sunshine(climate, tau, rng) * clock.solar(tau)
         drawn["sun_heating_c"] = round(sun_amp, 2)
     return temp, drawn
 
@@ -216,6 +231,31 @@ def _showers(
     return int(np.count_nonzero(starts >= 0.0)), out
 
 
+def _sea_breezes(
+    clock: Clock, tau: np.ndarray, rng: np.random.Generator
+) -> tuple[int, np.ndarray]:
+    """On most days (50-90 %) the sea breeze sets in between 10:30 and 13:00 local: 2-5 °C
+    cooler within 5-20 min, held through the afternoon, fading from 16:00-18:30 over 1.5-3 h.
+    """
+    chance = rng.uniform(0.5, 0.9)
+    out = np.zeros(len(tau))
+    count = 0
+    last_day = math.floor((clock.start_local_s + tau[-1]) / DAY_S)
+    for day in range(last_day + 1):
+        midnight = day * DAY_S - clock.start_local_s
+        onset = midnight + rng.uniform(10.5, 13.0) * 3600.0
+        drop, fall = rng.uniform(2.0, 5.0), rng.uniform(300.0, 1200.0)
+        fade_at, fade = midnight + rng.uniform(16.0, 18.5) * 3600.0, rng.uniform(5400.0, 10_800.0)
+        if rng.random() >= chance:
+            continue
+        lo, hi = np.searchsorted(tau, [onset, fade_at + fade])
+        local = tau[lo:hi]
+        shape = _smoothstep((local - onset) / fall) * (1.0 - _smoothstep((local - fade_at) / fade))
+        out[lo:hi] -= drop * shape
+        count += onset >= 0.0
+    return count, out
+
+
 def _shower_starts(
     climate: Climate, clock: Clock, end: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -244,7 +284,7 @@ def _shower_starts(
     return lows[which] + offsets - bounds[which]
 
 
-def _sunshine(climate: Climate, tau: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sunshine(climate: Climate, tau: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """1 in sunshine, 0 under cloud; each change takes 1-5 min (the cloud's edge passing)."""
     cycle = rng.uniform(*climate.cloud_cycle_min) * 60.0
     sunny, cloudy = climate.sunny_fraction * cycle, (1 - climate.sunny_fraction) * cycle

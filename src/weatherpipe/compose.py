@@ -37,6 +37,9 @@ from weatherpipe.storage.repository import Repository
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from weatherpipe.alerts.job import AlertsJob
+    from weatherpipe.alerts.rules import AlertsConfig
+
 
 def open_bus(settings: Settings) -> Bus:
     """The bus of WEATHERPIPE_BUS_URL (not connected yet; its backend imported only now),
@@ -150,6 +153,27 @@ def fleet_names(devices: int, seed: int) -> Mapping[str, str]:
 def make_detection(settings: Settings, repo: Repository) -> DetectionJob:
     """The detection job with the configured detector and sensitivity."""
     return DetectionJob(repo, settings.detector, false_alarms_per_day=settings.false_alarms_per_day)
+
+
+def load_alerts_config(settings: Settings) -> AlertsConfig:
+    """The alerts file of WEATHERPIPE_ALERTS_FILE, checked (ConfigError if unset or bad)."""
+    from weatherpipe.alerts.rules import load_alerts
+
+    if not settings.alerts_file:
+        raise ConfigError(
+            "WEATHERPIPE_ALERTS_FILE: not set; alerts need a file of rules and receivers"
+        )
+    return load_alerts(settings.alerts_file)
+
+
+def make_alerts(
+    settings: Settings, repo: Repository, metrics: Metrics | None = None
+) -> AlertsJob:
+    """The alerts stage over `repo`: the rules of WEATHERPIPE_ALERTS_FILE, attempts counted in
+    `metrics`, detection lag measured against the configured detector."""
+    from weatherpipe.alerts.job import AlertsJob
+
+    return AlertsJob(repo, load_alerts_config(settings), settings.detector, metrics)
 
 
 def make_api(

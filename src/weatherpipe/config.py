@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         description="Largest /api/v1/telemetry body in bytes (413 over it); each reading is "
         "also at most 64 KiB.",
     )
+    alerts_file: str | None = Field(
+        None,
+        description="TOML file of alert rules and receivers (docs/alerts.md); unset: no alerts "
+        "stage runs in `weatherpipe up`.",
+    )
     spool_path: str = Field(
         "weatherpipe-sensors.spool", description="File where sensors keep readings the bus refused."
     )

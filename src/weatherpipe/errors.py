@@ -18,7 +18,8 @@
         ├── Conflict           409 (a device registered twice)
         ├── PayloadTooLarge    413
         ├── InvalidParameter   422
-        └── TooManyRequests    429 (a device over its rate; carries retry_after)
+        ├── TooManyRequests    429 (a device over its rate; carries retry_after)
+        └── NotInstalled       501 (a feature's optional extra is missing, e.g. pyarrow)
 
 Vendor exceptions (nats, paho, google, pymysql, sqlite3) are translated into these at the edge
 of the adapter that talks to them, so nothing above a backend knows which one it uses.
@@ -117,3 +118,9 @@ class TooManyRequests(ApiError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class NotInstalled(ApiError):
+    """A feature needs an optional extra that is not installed; the message names it."""
+
+    status_code = 501

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one process: ingest, bus lag, stored totals and API latency."""
+"""Prometheus metrics of one process: ingest, bus lag, stored totals, API latency, alerts."""
 
 from __future__ import annotations
 
@@ -73,6 +73,18 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.alert_attempts = Counter(
+            "weatherpipe_alert_attempts",
+            "Alert delivery attempts by receiver and outcome (delivered, retry, failed).",
+            ["receiver", "outcome"],
+            registry=self.registry,
+        )
+        self.alert_delivery_seconds = Histogram(
+            "weatherpipe_alert_delivery_seconds",
+            "Time from an alert notification being queued to its delivery.",
+            buckets=(*LATENCY_BUCKETS, 10.0, 30.0, 60.0, 300.0),
+            registry=self.registry,
+        )
         self._database: _DatabaseTotals | None = None
 
     def on_batch(self, result: BatchResult, elapsed: float) -> None:
@@ -81,6 +93,12 @@ class Metrics:
         self.duplicates.inc(result.duplicates)
         self.dead.inc(result.dead)
         self.batch_seconds.observe(elapsed)
+
+    def on_alert_attempt(self, receiver: str, outcome: str, queued_seconds: float) -> None:
+        """The alerts Deliverer hook: called once per delivery attempt."""
+        self.alert_attempts.labels(receiver, outcome).inc()
+        if outcome == "delivered":
+            self.alert_delivery_seconds.observe(queued_seconds)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.api_seconds.labels(route, method, str(status)).observe(seconds)

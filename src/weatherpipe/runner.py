@@ -18,6 +18,8 @@ import uvicorn
 
 from weatherpipe.api.server import ApiServer, StageServer, listen_socket
 from weatherpipe.compose import (
+    load_alerts_config,
+    make_alerts,
     make_api,
     make_detection,
     make_ingest,
@@ -88,6 +90,28 @@ async def run_detect(settings: Settings, stop: asyncio.Event | None = None) -> N
         repo.close()
 
 
+async def run_alerts(
+    settings: Settings, stop: asyncio.Event | None = None, metrics_port: int | None = None
+) -> None:
+    """`weatherpipe alerts run`: evaluate rules and deliver notifications until SIGTERM."""
+    stop = stop or stop_on_signals()
+    load_alerts_config(settings)  # a bad or missing file stops it before the database opens
+    repo = open_repository(settings)
+    metrics = Metrics() if metrics_port is not None else None
+    try:
+        job = make_alerts(settings, repo, metrics)
+        server = None
+        if metrics is not None and metrics_port is not None:
+            server = metrics.serve(metrics_port, settings.api_host)
+        try:
+            await job.run(stop)
+        finally:
+            if server is not None:
+                server.close()
+    finally:
+        repo.close()
+
+
 def run_api(settings: Settings) -> None:
     """`weatherpipe api`: serve until SIGTERM or Ctrl-C (exit status 0 either way)."""
     sock = listen_socket(settings.api_host, settings.api_port)
@@ -126,7 +150,8 @@ async def run_pipeline(
     on_ready: Callable[[], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """`weatherpipe up`: sensors, ingest, detection and the API in one process.
+    """`weatherpipe up`: sensors, ingest, detection, the API and (with an alerts file) alerts
+    in one process.
 
     Every part is opened (port, database, bus) before `on_ready` is called, so a start-up
     failure is one error and nothing else.
@@ -149,6 +174,13 @@ async def run_pipeline(
         raise
     sensors = make_sensors(settings, bus, devices, rate, seed, anomaly_rate)
     metrics = Metrics()
+    try:
+        alerts = make_alerts(settings, repo, metrics) if settings.alerts_file else None
+    except BaseException:
+        api_socket.close()
+        await bus.close()
+        repo.close()
+        raise
     ingest = make_ingest(settings, bus, repo, metrics)
     detect = make_detection(settings, repo)
     api = ApiServer(make_api(settings, repo, bus, metrics), sock=api_socket)
@@ -164,6 +196,8 @@ async def run_pipeline(
     if settings.prune_every > 0:
         pruner = make_pruner(settings, repo)
         tasks.append(asyncio.create_task(pruner.run(stop, settings.prune_every), name="prune"))
+    if alerts is not None:
+        tasks.append(asyncio.create_task(alerts.run(stop), name="alerts"))
     try:
         await _until_stopped_or_failed(tasks, stop)
     finally:

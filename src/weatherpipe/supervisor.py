@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
@@ -19,9 +20,14 @@ from weatherpipe.config import ENV_PREFIX, Settings
 from weatherpipe.errors import ConfigError
 from weatherpipe.lifecycle import pause
 
+if TYPE_CHECKING:
+    from weatherpipe.storage.repository import Repository
+
 log = logging.getLogger(__name__)
 
 STAGES = ("sensors", "ingest", "detect", "api")
+# A stage whose command is more than its name; `alerts` runs only with an alerts file.
+SUBCOMMANDS = {"alerts": ("alerts", "run")}
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 # A child that ran this long before dying was healthy: its next restart is quick again.
@@ -166,7 +172,13 @@ def stage_commands(stages: Sequence[str], sensor_args: Sequence[str] = ()) -> di
     """`python -m weatherpipe STAGE` for each stage (the sensors get their simulation options)."""
     python = sys.executable
     return {
-        stage: [python, "-m", "weatherpipe", stage, *(sensor_args if stage == "sensors" else ())]
+        stage: [
+            python,
+            "-m",
+            "weatherpipe",
+            *SUBCOMMANDS.get(stage, (stage,)),
+            *(sensor_args if stage == "sensors" else ()),
+        ]
         for stage in stages
     }
 
@@ -191,6 +203,12 @@ async def run_supervised(
     from weatherpipe.runner import name_devices_when_stored
 
     check_bus(settings)
+    stages: tuple[str, ...] = STAGES
+    if settings.alerts_file:
+        from weatherpipe.compose import load_alerts_config
+
+        load_alerts_config(settings)  # a bad file is one error here, not a child's restarts
+        stages = (*STAGES, "alerts")
     stop = stop or stop_on_signals()
     listen_socket(settings.api_host, settings.api_port).close()
     repo = open_repository(settings)  # once, before the children would race to migrate
@@ -200,12 +218,23 @@ async def run_supervised(
         if on_ready:
             on_ready()
         naming = asyncio.create_task(name_devices_when_stored(repo, names or {}, stop))
+        # Retention runs here, in the supervisor, as it does inside plain `up`.
+        pruning = asyncio.create_task(_prune(settings, repo, stop))
         try:
-            await Supervisor(stage_commands(STAGES, sensor_args), child_environment(settings)).run(
+            await Supervisor(stage_commands(stages, sensor_args), child_environment(settings)).run(
                 stop
             )
         finally:
-            stop.set()  # the naming task returns at once
+            stop.set()  # the naming and pruning tasks return at once
             await naming
+            await pruning
     finally:
         repo.close()
+
+
+async def _prune(settings: Settings, repo: Repository, stop: asyncio.Event) -> None:
+    """Prune every WEATHERPIPE_PRUNE_EVERY seconds (0: not at all) until `stop`."""
+    from weatherpipe.compose import make_pruner
+
+    if settings.prune_every > 0:
+        await make_pruner(settings, repo).run(stop, settings.prune_every)

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
-from weatherpipe.api import admin, dashboard, fleet, login, routes, schema, telemetry
+from weatherpipe.api import admin, alerts, dashboard, fleet, login, routes, schema, telemetry
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.errors import (
@@ -56,6 +56,7 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(fleet.router)
     app.include_router(admin.router)
+    app.include_router(alerts.router)
     app.include_router(telemetry.router)
     app.include_router(schema.router)
     app.state.telemetry = telemetry.Intake.from_settings(settings, repo)

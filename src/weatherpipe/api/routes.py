@@ -10,8 +10,9 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from weatherpipe import export
 from weatherpipe.api.marks import grouped
 from weatherpipe.api.schemas import (
     Device,
@@ -168,6 +169,41 @@ def readings(
         del item["id"]
     next_after = items[-1]["ts"] if len(items) == limit else None
     return fast_json({"items": items, "next_after": next_after})
+
+
+@router.get(
+    "/api/v1/readings/export",
+    tags=["readings"],
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {t: {} for t in export.MEDIA_TYPES.values()}, "description": "The file."},
+        404: {"model": Problem, "description": "No such device."},
+        501: {"model": Problem, "description": "format=parquet without pyarrow installed."},
+    },
+)
+def export_readings(
+    request: Request,
+    format_: Annotated[export.Format, Query(alias="format", description="csv or parquet.")] = "csv",
+    device_id: DeviceId | None = None,
+    start: Annotated[datetime | None, Query(description="RFC 3339, inclusive.")] = None,
+    end: Annotated[datetime | None, Query(description="RFC 3339, exclusive.")] = None,
+) -> StreamingResponse:
+    """Readings (every device, or one) from `start` to `end`, streamed as CSV or Parquet in
+    (device_id, ts) order, read a chunk at a time: any range, in flat memory."""
+    start, end = utc("start", start), utc("end", end)
+    if start is not None and end is not None and start >= end:
+        raise InvalidParameter("start must be before end")
+    repo = repo_of(request)
+    device = device_id.lower() if device_id is not None else None
+    if device is not None and device not in repo.device_ids():
+        raise NotFound(f"no device {device_id}")
+    body = export.encode(repo.export_chunks(device, start, end), format_)
+    name = f"readings{'-' + device if device else ''}.{format_}"
+    return StreamingResponse(
+        body,
+        media_type=export.MEDIA_TYPES[format_],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/api/v1/series", response_model=Series, tags=["readings"])

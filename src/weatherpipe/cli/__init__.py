@@ -2,8 +2,8 @@
 
 `app.py` holds the Typer app and the shared options; the commands live in `stages.py`
 (up, sensors, ingest, detect, api), `operate.py` (db, bus, status, query, dead-letters, keys,
-devices sensitivity), `devices.py` (the registry), `data.py` (prune, export) and `tools.py`
-(evaluate, detectors, score, bench, version).
+devices sensitivity), `devices.py` (the registry), `data.py` (prune, export), `alerts.py`
+(alerts run, test, log, check) and `tools.py` (evaluate, detectors, score, bench, version).
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import typer
 
 # isort: off
 # Registration order is the order `weatherpipe --help` lists the commands in.
-from weatherpipe.cli import stages, operate, devices, data, tools
+from weatherpipe.cli import stages, operate, devices, data, alerts, tools
 
 # isort: on
 from weatherpipe.cli.app import DEBUG, REDACT, app
 from weatherpipe.errors import ConfigError, WeatherpipeError
 from weatherpipe.redact import url_password
 
-__all__ = ["app", "data", "devices", "main", "operate", "stages", "tools"]
+__all__ = ["alerts", "app", "data", "devices", "main", "operate", "stages", "tools"]
 
 
 def main() -> None:

@@ -163,3 +163,54 @@ WEATHER_TRANS_VIEW_POSTGRESQL = (
     "CREATE VIEW weather_trans AS SELECT id, device_id AS deviceid, temperature, latitude, "
     "longitude, ts AS time, CASE WHEN is_anomaly THEN 1 ELSE 0 END AS isanomal FROM readings"
 )
+
+# Alerts (weatherpipe.alerts): incidents, the delivery outbox, and each delivery attempt.
+# An incident is open while `open_key` (rule and device) is set; the unique key makes a second
+# open incident of the same rule and device impossible, whichever process evaluates.
+alert_incidents = Table(
+    "alert_incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rule", String(100), nullable=False),
+    Column("device_id", DeviceId, nullable=False),  # "" for a fleet-wide rule (lag)
+    Column("open_key", String(170), nullable=True),
+    Column("started_at", Timestamp, nullable=False),
+    Column("resolved_at", Timestamp, nullable=True),
+    Column("summary", String(500), nullable=False),
+    UniqueConstraint("open_key", name="uq_alert_incidents_open_key"),
+    Index("ix_alert_incidents_started", "started_at"),
+)
+
+# One notification to one receiver (several incidents of one rule grouped), kept until delivered
+# or given up: the outbox that retries survive a restart with, and the delivery log.
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rule", String(100), nullable=False),
+    Column("receiver", String(100), nullable=False),
+    Column("status", String(10), nullable=False),  # firing, resolved or test
+    Column("payload", JsonText, nullable=False),  # the receiver-neutral group, as JSON
+    Column("created_at", Timestamp, nullable=False),
+    Column("state", String(10), nullable=False),  # pending, delivered or failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Timestamp, nullable=False),
+    Column("claimed_until", Timestamp, nullable=True),  # a sender is on it until then
+    Column("delivered_at", Timestamp, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Index("ix_alert_notifications_due", "state", "next_attempt_at"),
+)
+
+alert_attempts = Table(
+    "alert_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("notification_id", Id, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("http_status", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("seconds", Double, nullable=False),
+    Index("ix_alert_attempts_notification", "notification_id"),
+)
