@@ -196,6 +196,7 @@ def tab(browser: Any, site: Site) -> Iterator[Tab]:
     with page.expect_navigation():
         page.click("#login-form button")
     try:
+        wait_for_events(opened, 1)  # the overview's stream is open: its request is counted
         yield opened
         assert opened.errors == []
         assert [url for url in opened.requests if not url.startswith(site.url)] == []  # no CDN
