@@ -320,25 +320,45 @@ async def run_sensors(
 
 
 async def run_backfill(
-    settings: Settings, options: SimulateOptions, start: datetime, end: datetime, to_db: bool
+    settings: Settings,
+    options: SimulateOptions,
+    start: datetime,
+    end: datetime,
+    to_db: bool,
+    on_progress: Callable[[int], None] | None = None,
 ) -> SensorStats:
-    """`weatherpipe sensors --backfill`: a past time range as fast as the sink takes it."""
+    """`weatherpipe sensors --backfill`: a past time range as fast as the sink takes it;
+    `on_progress` hears how many readings each chunk wrote once it is written."""
     async with open_bus(settings) as bus:
         sensors = make_sensors(
             settings, bus, options.devices, options.rate, options.seed, options.anomaly_rate
         )
         if not to_db:
-            stats = await sensors.backfill(start, end)
+            stats = await sensors.backfill(start, end, _counted(sensors.send, on_progress))
         else:
             repo = open_repository(settings)
             try:
-                stats = await sensors.backfill(start, end, _store_directly(repo))
+                sink = _counted(_store_directly(repo), on_progress)
+                stats = await sensors.backfill(start, end, sink)
                 repo.record_injected(sensors.take_truth())
                 repo.name_devices({d.device_id: d.name for d in sensors.devices})
             finally:
                 repo.close()
         _write_truth(options.truth_file, sensors)
         return stats
+
+
+def _counted(
+    sink: Callable[[list[Item]], Awaitable[None]], on_progress: Callable[[int], None] | None
+) -> Callable[[list[Item]], Awaitable[None]]:
+    if on_progress is None:
+        return sink
+
+    async def counted(items: list[Item]) -> None:
+        await sink(items)
+        on_progress(len(items))
+
+    return counted
 
 
 def _store_directly(repo: Repository) -> Callable[[list[Item]], Awaitable[None]]:
