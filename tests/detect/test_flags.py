@@ -60,8 +60,8 @@ def test_kind_and_severity_go_from_the_job_into_the_api(
         "/api/v1/series", params={"device_id": DEVICE_A, "start": start.isoformat()}
     ).json()
     assert [m["kind"] for m in series_answer["anomalies"]] == ["spike", "dip"]
-    home = client.get("/").text
-    assert "spike (low), dip (low)" in home or "dip (low), spike (low)" in home
+    analyses = client.get("/analyses").text
+    assert "spike (low), dip (low)" in analyses or "dip (low), spike (low)" in analyses
 
 
 def detection(client: TestClient) -> dict[str, str]:
