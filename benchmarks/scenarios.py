@@ -15,6 +15,7 @@ def scenarios() -> dict[str, Scenario]:
         api_load,
         drain,
         e2e,
+        export_memory,
         external,
         http_ingest,
         memory,
@@ -38,6 +39,8 @@ def scenarios() -> dict[str, Scenario]:
         "api-load": api_load.api_load,
         "prune-ingest": retention.prune_ingest,
         "prune-ingest-postgresql": retention.prune_ingest_postgresql,
+        "export-memory": export_memory.export_memory,
+        "export-memory-postgresql": export_memory.export_memory_postgresql,
     }
 
 

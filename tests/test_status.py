@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from typer.testing import CliRunner
 
@@ -14,7 +14,7 @@ from weatherpipe.bus import create_bus
 from weatherpipe.cli import app
 from weatherpipe.config import load_settings
 from weatherpipe.reading import encode
-from weatherpipe.status import consumer_lag
+from weatherpipe.status import DeviceStatus, Status, consumer_lag, report_lines
 from weatherpipe.storage.repository import DeadLetter, Repository
 from weatherpipe.testing import DEVICE_A, DEVICE_B, make_reading
 
@@ -67,3 +67,40 @@ def test_status_says_why_when_the_broker_is_down() -> None:
     settings = load_settings(bus_url="nats://127.0.0.1:1", topic="wp_down", subscription="wp_down")
     lag, note = asyncio.run(consumer_lag(settings))
     assert lag is None and note.startswith("bus unavailable")
+
+
+def fleet_status(n: int, now: datetime) -> Status:
+    devices = [
+        DeviceStatus(f"dev-{i:05d}", None, 100, now - timedelta(seconds=i), 20.0, "monitoring")
+        for i in range(n)
+    ]
+    devices[7] = DeviceStatus("never-heard", None, 0, None, None, "not_started")
+    positions = [
+        {"detector": "default", "device_id": d.device_id, "last_ts": now} for d in devices[1:]
+    ]
+    return Status(100 * n, 3, 0, 0, None, "memory", devices, positions)
+
+
+def test_status_stays_short_at_a_thousand_devices() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    lines = report_lines(fleet_status(1000, now), "memory:// 'sub'", top=10, now=now)
+    assert len(lines) <= 20
+    assert "devices       1,000: 999 monitoring, 1 not started; 700 silent for over 5 min" in lines
+    shown = [line for line in lines if line.startswith("  ") and "silent longest" not in line]
+    # Never heard from first, then the longest silent.
+    assert "never-heard" in shown[0] and "dev-00999" in shown[1] and len(shown) == 10
+    assert any("--all" in line for line in lines)
+    assert [line for line in lines if line.startswith("detector")] == [
+        "detector      default: 999 devices, positions from 2026-12-07 12:00:00Z to "
+        "2026-12-07 12:00:00Z"
+    ]
+    every = report_lines(fleet_status(1000, now), "memory:// 'sub'", top=10**9, now=now)
+    assert len([line for line in every if line.startswith("  dev-")]) == 999
+
+
+def test_status_command_shows_top_n_devices(sqlite_repo: Repository, sqlite_url: str) -> None:
+    sqlite_repo.store_batch([make_reading(DEVICE_A, 0), make_reading(DEVICE_B, 0)])
+    result = CliRunner().invoke(app, ["status", "--top", "1", "--database-url", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert "the 1 silent longest" in result.output
+    assert (DEVICE_A in result.output) != (DEVICE_B in result.output)

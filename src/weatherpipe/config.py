@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed by CORS; empty turns CORS off."
     )
+    api_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds the API keeps a fleet-wide analysis (devices, counts, maxima, "
+        "anomalies) and answers every caller from it; 0 asks the database on every request.",
+    )
     max_clock_ahead: float = Field(
         86_400.0,
         ge=0,

@@ -12,12 +12,16 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from weatherpipe.config import ENV_PREFIX, Settings
 from weatherpipe.errors import ConfigError
 from weatherpipe.lifecycle import pause
+
+if TYPE_CHECKING:
+    from weatherpipe.storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -214,12 +218,23 @@ async def run_supervised(
         if on_ready:
             on_ready()
         naming = asyncio.create_task(name_devices_when_stored(repo, names or {}, stop))
+        # Retention runs here, in the supervisor, as it does inside plain `up`.
+        pruning = asyncio.create_task(_prune(settings, repo, stop))
         try:
             await Supervisor(stage_commands(stages, sensor_args), child_environment(settings)).run(
                 stop
             )
         finally:
-            stop.set()  # the naming task returns at once
+            stop.set()  # the naming and pruning tasks return at once
             await naming
+            await pruning
     finally:
         repo.close()
+
+
+async def _prune(settings: Settings, repo: Repository, stop: asyncio.Event) -> None:
+    """Prune every WEATHERPIPE_PRUNE_EVERY seconds (0: not at all) until `stop`."""
+    from weatherpipe.compose import make_pruner
+
+    if settings.prune_every > 0:
+        await make_pruner(settings, repo).run(stop, settings.prune_every)

@@ -82,13 +82,15 @@ def test_devices_firing_together_are_one_notification_per_receiver(repo: Reposit
     for device in (DEVICE_A, DEVICE_B):
         store(repo, device, [20.0] * 30)
         flag(repo, device, 5, "range", "high")
+    repo.name_devices({DEVICE_A: "Roof"})
     evaluator = Evaluator(repo, config({"name": "any", "type": "anomaly"}), clock=Clock())
     changes = evaluator.evaluate_once()
     assert len(changes.opened) == 2
     assert [n.receiver for n in changes.notifications] == ["hook", "am"]
     payload = json.loads(changes.notifications[0].payload)
     assert payload["title"] == "[FIRING] any: 2 devices"
-    assert {a["device_id"] for a in payload["alerts"]} == {DEVICE_A, DEVICE_B}
+    names = {a["device_id"]: a["device_name"] for a in payload["alerts"]}
+    assert names == {DEVICE_A: "Roof", DEVICE_B: None}
 
 
 def test_kinds_severity_and_devices_narrow_an_anomaly_rule(repo: Repository) -> None:

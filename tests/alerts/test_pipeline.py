@@ -107,6 +107,7 @@ def test_an_anomaly_reaches_a_webhook_and_alertmanager_within_10_s_once_then_res
             to_am = datetime.now(UTC) - stored
             (firing,) = [r.body for r in got[len(quiet) :] if r.body["status"] == "firing"]
             (alert,) = firing["alerts"]
+            opened = datetime.fromisoformat(alert["started_at"]) - stored
             assert alert["device_id"] == device
             assert alert["summary"].startswith("range anomaly (high)")
 
@@ -123,7 +124,8 @@ def test_an_anomaly_reaches_a_webhook_and_alertmanager_within_10_s_once_then_res
     assert up.returncode == 0, stderr
     assert "alert anomalies fired for" in stderr
     print(
-        f"\nanomaly stored -> webhook {to_hook.total_seconds():.2f} s, "
+        f"\nanomaly stored -> incident opened {opened.total_seconds():.2f} s, "
+        f"-> webhook {to_hook.total_seconds():.2f} s, "
         f"-> seen in Alertmanager {to_am.total_seconds():.2f} s"
     )
     assert to_hook < timedelta(seconds=10) and to_am < timedelta(seconds=10)

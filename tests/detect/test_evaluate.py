@@ -127,3 +127,10 @@ def test_evaluate_reports_recall_per_kind_and_false_alarms_per_normal_day(tmp_pa
     assert "spike      recall 1.000   (1 of 1)" in text
     assert "shift      recall 0.000   (0 of 1)" in text
     assert "false alarms per device-day" in text
+
+
+def test_evaluate_tells_each_file_done_for_a_progress_bar(corpus: tuple[Path, Path]) -> None:
+    data, windows = corpus
+    heard: list[tuple[int, int]] = []
+    evaluate_corpus(data, windows, "kmeans-minute", None, on_file=lambda *n: heard.append(n))
+    assert heard == [(0, 3), (1, 3), (2, 3), (3, 3)]

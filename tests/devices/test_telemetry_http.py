@@ -3,96 +3,14 @@ curl and httpx as devices would use it; the admin API provisions the devices."""
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
-API_TOKEN = "admin-secret-token-for-tests"
-RATE, BURST = 50, 300
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Api:
-    url: str
-    db: Path
-    admin: httpx.Client
-
-    def token_of(self, device_id: str, **fields: object) -> str:
-        answer = self.admin.post(
-            "/api/v1/admin/devices", json={"device_id": device_id, "token": True, **fields}
-        )
-        assert answer.status_code == 201, answer.text
-        return str(answer.json()["token"])
-
-    def dead_letters(self) -> list[tuple[bytes, str]]:
-        with sqlite3.connect(self.db) as conn:
-            return list(conn.execute("SELECT data, reason FROM dead_letters ORDER BY id"))
-
-    def count(self, device_id: str) -> int:
-        with sqlite3.connect(self.db) as conn:
-            query = "SELECT COUNT(*) FROM readings WHERE device_id = ?"
-            return int(conn.execute(query, (device_id,)).fetchone()[0])
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    folder = tmp_path_factory.mktemp("telemetry")
-    db = folder / "weather.db"
-    port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "WEATHERPIPE_DATABASE_URL": f"sqlite:///{db}",
-        "WEATHERPIPE_API_TOKEN": API_TOKEN,
-        "WEATHERPIPE_TELEMETRY_RATE": str(RATE),
-        "WEATHERPIPE_TELEMETRY_BURST": str(BURST),
-        "WEATHERPIPE_TELEMETRY_MAX_BYTES": str(256 * 1024),
-    }
-    log = (folder / "api.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "weatherpipe", "api", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=folder,
-    )
-    url = f"http://127.0.0.1:{port}"
-    admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_TOKEN}"})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, (folder / "api.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the API did not answer within 30 s"
-            time.sleep(0.1)
-        yield Api(url, db, admin)
-    finally:
-        admin.close()
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+from tests.devices.conftest import API_TOKEN, BURST, Api
 
 
 def curl(api: Api, body: str, *headers: str) -> tuple[int, str]:
@@ -231,8 +149,19 @@ def test_limits_give_400_413_and_429(api: Api, tmp_path: Path) -> None:
     assert httpx.post(f"{api.url}/api/v1/telemetry", json=burst, headers=headers).status_code == 202
     over = httpx.post(f"{api.url}/api/v1/telemetry", json=burst[:50], headers=headers)
     assert over.status_code == 429, over.text
-    assert 1 <= int(over.headers["Retry-After"]) <= 2
-    assert "over the rate of 50 readings/s" in over.json()["detail"]
+    assert 1 <= int(over.headers["Retry-After"]) <= 2  # 50 readings at 50/s: 1 s, rounded up
+    assert "over the rate of 50 readings/s per device" in over.json()["detail"]
+    # Another device's bucket is its own: the gateway token posts for it at once.
+    gateway = {"Authorization": f"Bearer {API_TOKEN}"}
+    other = [{**r, "device_id": "limits-2", "latitude": 0.0, "longitude": 0.0} for r in burst[:5]]
+    assert httpx.post(f"{api.url}/api/v1/telemetry", json=other, headers=gateway).status_code == 202
+    # A batch bigger than the burst could never pass: 413 (no Retry-After), not 429.
+    huge = [{**r, "device_id": "limits-3", "latitude": 0.0, "longitude": 0.0} for r in burst]
+    huge.append({**huge[0], "ts": "2026-11-28T14:00:00Z"})
+    too_big = httpx.post(f"{api.url}/api/v1/telemetry", json=huge, headers=gateway)
+    assert too_big.status_code == 413 and "Retry-After" not in too_big.headers
+    assert f"over its burst of {BURST}" in too_big.json()["detail"]
+    assert api.count("limits-3") == 0
 
 
 def test_disabled_and_placeless_devices_are_dead_lettered(api: Api) -> None:
@@ -313,3 +242,12 @@ def test_concurrent_single_readings_are_each_answered_after_their_commit(api: Ap
     assert sum(d for _, d, _ in answers) == 1
     assert sorted((answers[7][0], answers[32][0])) == [0, 1]
     assert api.count("group-1") == 32
+
+
+def test_a_device_without_a_clock_can_take_the_time_from_any_answer(api: Api) -> None:
+    """docs/devices.md's retry pattern: a device sets its clock from the Date header once."""
+    from email.utils import parsedate_to_datetime
+
+    answer = httpx.get(f"{api.url}/healthz")
+    stamp = parsedate_to_datetime(answer.headers["Date"])
+    assert abs(stamp.timestamp() - time.time()) < 60

@@ -99,3 +99,19 @@ def test_a_stop_ends_the_pass_between_batches(sqlite_repo: Repository) -> None:
     assert seen == [3]
     assert report.total == 3
     assert count(sqlite_repo, readings) == 16
+
+
+def test_the_schedule_prunes_a_pass_at_once_and_stops_when_told(sqlite_repo: Repository) -> None:
+    fill(sqlite_repo)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(Pruner(sqlite_repo, POLICY).run(stop, every=3600))
+        deadline = asyncio.get_running_loop().time() + 30
+        while count(sqlite_repo, readings) > 9 or count(sqlite_repo, dead_letters) > 1:
+            assert asyncio.get_running_loop().time() < deadline, "no pass within 30 s"
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(running, 30)  # the hour's pause ends with the stop
+
+    asyncio.run(scenario())

@@ -42,7 +42,6 @@ class Facts:
     storage: AlertStorage
     detector: str
     now: datetime
-    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     flags_since: datetime | None = None  # the widest anomaly window's start
     _cache: dict[Any, Any] = field(default_factory=dict)
 
@@ -106,17 +105,14 @@ def threshold_firing(rule: ThresholdRule, facts: Facts) -> dict[str, Firing]:
 
     out = {}
     if rule.for_minutes == 0:
-        latest = facts.cached("latest", facts.storage.latest_temperatures)
-        for device, (ts, t) in latest.items():
-            if beyond(t):
-                out[device] = Firing(device, f"{t:.2f} °C is {side} {value:g} °C", ts)
+        for device, (ts, t) in facts.storage.latest_beyond(rule.above, rule.below).items():
+            out[device] = Firing(device, f"{t:.2f} °C is {side} {value:g} °C", ts)
         return out
     since = facts.now - timedelta(minutes=rule.for_minutes)
     windows = facts.cached(
         ("window", rule.for_minutes), lambda: facts.storage.temperature_windows(since)
     )
-    for device, (low, high, n) in windows.items():
-        first_seen = facts.devices.get(device, {}).get("first_seen")
+    for device, (low, high, n, first_seen) in windows.items():
         if first_seen is None or first_seen > since:
             continue  # not seen for the whole span yet
         if beyond(low if side == "above" else high):
@@ -131,15 +127,13 @@ def threshold_firing(rule: ThresholdRule, facts: Facts) -> dict[str, Firing]:
 
 
 def silence_firing(rule: SilenceRule, facts: Facts) -> dict[str, Firing]:
-    quiet = timedelta(minutes=rule.minutes)
+    quiet = facts.now - timedelta(minutes=rule.minutes)
     out = {}
-    for device, d in facts.devices.items():
-        last = d["last_seen"]
-        if d["enabled"] and last is not None and facts.now - last >= quiet:
-            silent = (facts.now - last).total_seconds()
-            out[device] = Firing(
-                device, f"silent for {_minutes(silent)} (last reading {stamp(last)})", last
-            )
+    for device, last in facts.storage.silent_devices(quiet).items():
+        silent = (facts.now - last).total_seconds()
+        out[device] = Firing(
+            device, f"silent for {_minutes(silent)} (last reading {stamp(last)})", last
+        )
     return out
 
 
@@ -199,7 +193,7 @@ def group_payload(
 
 def alert_entry(
     device_id: str,
-    names: Mapping[str, dict[str, Any]],
+    names: Mapping[str, str | None],
     status: str,
     summary: str,
     started_at: datetime,
@@ -208,7 +202,7 @@ def alert_entry(
 ) -> dict[str, Any]:
     return {
         "device_id": device_id,
-        "device_name": (names.get(device_id) or {}).get("name"),
+        "device_name": names.get(device_id),
         "status": status,
         "summary": summary,
         "since": stamp(since or started_at),
@@ -236,28 +230,42 @@ class Evaluator:
         """What to open, resolve and send, from the database's facts and open incidents."""
         now = self.clock()
         facts = Facts(self.storage, self.detector, now)
-        facts.devices = {d["id"]: d for d in self.storage.alert_devices()}
         windows = [r.clear_minutes for r in self.config.rules if isinstance(r, AnomalyRule)]
         if windows:
             facts.flags_since = now - timedelta(minutes=max(windows))
         open_now = {(i["rule"], i["device_id"]): i for i in self.storage.open_incidents()}
-        opened: list[NewIncident] = []
-        resolved: list[tuple[int, datetime]] = []
-        notes: list[NewNotification] = []
+        changed = []
         for rule in self.config.rules:
             fire = firing(rule, facts)
             new = [f for d, f in sorted(fire.items()) if (rule.name, d) not in open_now]
             gone = [i for (r, d), i in sorted(open_now.items()) if r == rule.name and d not in fire]
-            opened += [NewIncident(rule.name, f.device_id, now, f.summary) for f in new]
-            resolved += [(i["id"], now) for i in gone]
-            firing_alerts = [
-                alert_entry(f.device_id, facts.devices, "firing", f.summary, now, f.since)
-                for f in new
+            changed.append((rule, new, gone))
+        opened = [
+            NewIncident(r.name, f.device_id, now, f.summary) for r, new, _ in changed for f in new
+        ]
+        resolved = [(i["id"], now) for _, _, gone in changed for i in gone]
+        rules = {r.name for r in self.config.rules}
+        # A rule taken out of the file: its incidents close without a notification.
+        resolved += [(i["id"], now) for (r, _), i in open_now.items() if r not in rules]
+        return Changes(opened, resolved, self._notifications(changed, now))
+
+    def _notifications(
+        self, changed: list[tuple[Rule, list[Firing], list[dict[str, Any]]]], now: datetime
+    ) -> list[NewNotification]:
+        """One notification per rule, status and receiver, naming the devices involved."""
+        ids = {f.device_id for _, new, _ in changed for f in new}
+        ids |= {i["device_id"] for _, _, gone in changed for i in gone}
+        ids.discard(FLEET)
+        names = self.storage.device_names(sorted(ids)) if ids else {}
+        notes: list[NewNotification] = []
+        for rule, new, gone in changed:
+            fired = [
+                alert_entry(f.device_id, names, "firing", f.summary, now, f.since) for f in new
             ]
-            resolved_alerts = [
+            cleared = [
                 alert_entry(
                     i["device_id"],
-                    facts.devices,
+                    names,
                     "resolved",
                     i["summary"],
                     i["started_at"],
@@ -265,13 +273,10 @@ class Evaluator:
                 )
                 for i in gone
             ]
-            for status, alerts in (("firing", firing_alerts), ("resolved", resolved_alerts)):
+            for status, alerts in (("firing", fired), ("resolved", cleared)):
                 if alerts:
                     notes += self._notify(rule, status, alerts, now)
-        rules = {r.name for r in self.config.rules}
-        # A rule taken out of the file: its incidents close without a notification.
-        resolved += [(i["id"], now) for (r, _), i in open_now.items() if r not in rules]
-        return Changes(opened, resolved, notes)
+        return notes
 
     def _notify(
         self, rule: Rule, status: str, alerts: list[dict[str, Any]], now: datetime

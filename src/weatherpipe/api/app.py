@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -16,6 +14,8 @@ from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
 from weatherpipe.api import admin, alerts, dashboard, fleet, login, routes, schema, telemetry
+from weatherpipe.api.answers import AnswerCache, WritesClearAnswers, pool_size
+from weatherpipe.api.timing import RequestTimer
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
 from weatherpipe.errors import (
@@ -29,7 +29,6 @@ from weatherpipe.metrics import Metrics
 from weatherpipe.storage.repository import Repository
 
 STATIC = Path(__file__).with_name("static")
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(
@@ -53,6 +52,7 @@ def create_app(
     app.state.repo = repo
     app.state.bus = bus
     app.state.metrics = metrics
+    app.state.answers = AnswerCache(settings.api_cache_seconds, pool_size(repo))
     app.include_router(routes.router)
     app.include_router(fleet.router)
     app.include_router(admin.router)
@@ -65,12 +65,13 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.get("/docs", include_in_schema=False)(_docs)
     _add_error_handlers(app)
-    app.middleware("http")(_timed(metrics))
+    app.add_middleware(WritesClearAnswers, answers=app.state.answers)
+    app.add_middleware(RequestTimer, metrics=metrics)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app.state.api_token = token
     app.include_router(login.router)
     if token:
-        app.middleware("http")(login.guarded(token))
+        app.add_middleware(login.TokenGuard, token=token)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
@@ -122,18 +123,3 @@ def _add_error_handlers(app: FastAPI) -> None:
         problems = [f"{'.'.join(e['loc']) or 'request'}: {e['msg']}" for e in errors]
         return JSONResponse({"detail": "; ".join(problems), "errors": errors}, status_code=422)
 
-
-def _timed(metrics: Metrics) -> Callable[[Request, Endpoint], Awaitable[Response]]:
-    """Record each request's latency under its route template (never the raw path)."""
-
-    async def middleware(request: Request, call_next: Endpoint) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
-        metrics.observe_request(
-            template, request.method, response.status_code, time.perf_counter() - started
-        )
-        return response
-
-    return middleware

@@ -7,12 +7,12 @@ dashboard's form POSTs it once, and the answer sets a cookie the browser sends f
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 TOKEN_COOKIE = "weatherpipe_token"
 LOGIN_PATH = "/login"
@@ -20,7 +20,6 @@ LOGIN_PATH = "/login"
 # post telemetry with their own tokens (api/telemetry.py checks them); the schema is public.
 OPEN_PATHS = frozenset({"/healthz", LOGIN_PATH, "/api/v1/telemetry", "/api/v1/schema/reading.json"})
 MAX_FORM_BYTES = 4096
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 router = APIRouter()
 
@@ -73,22 +72,38 @@ async def login(request: Request) -> Response:
     return response
 
 
-def guarded(token: str) -> Callable[[Request, Endpoint], Awaitable[Response]]:
-    """Every path but /healthz and /login needs the token; the home page offers the form."""
+class TokenGuard:
+    """Every path but /healthz and /login needs the token; the home page offers the form.
 
-    async def middleware(request: Request, call_next: Endpoint) -> Response:
-        if request.url.path in OPEN_PATHS or request.method == "OPTIONS":
-            return await call_next(request)
-        if _matches(presented_token(request), token):
-            return await call_next(request)
-        if request.url.path == "/" and request.method == "GET":
-            page = login_page(request, status_code=401)
-            page.headers["WWW-Authenticate"] = "Bearer"
-            return page
-        return JSONResponse(
-            {"detail": "missing or wrong token: send Authorization: Bearer TOKEN"},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    Plain ASGI middleware (see api/timing.py for why not `app.middleware("http")`).
+    """
 
-    return middleware
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if (
+            request.url.path in OPEN_PATHS
+            or request.method == "OPTIONS"
+            or _matches(presented_token(request), self.token)
+        ):
+            await self.app(scope, receive, send)
+            return
+        await _refusal(request)(scope, receive, send)
+
+
+def _refusal(request: Request) -> Response:
+    if request.url.path == "/" and request.method == "GET":
+        page = login_page(request, status_code=401)
+        page.headers["WWW-Authenticate"] = "Bearer"
+        return page
+    return JSONResponse(
+        {"detail": "missing or wrong token: send Authorization: Bearer TOKEN"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from weatherpipe import export
+from weatherpipe.api.answers import AnswerCache, json_body, tidy
+from weatherpipe.api.marks import grouped
 from weatherpipe.api.schemas import (
     Device,
     DeviceAnomalies,
@@ -47,6 +49,9 @@ RAW_SPAN, MINUTE_SPAN, HOUR_SPAN = timedelta(hours=6), timedelta(days=8), timede
 # `auto` keeps a chart under ~1,800 points and each answer cheap: raw up to 30 minutes, minute
 # rollups up to 6 hours, hours (folded from at most 4,320 minute rows in SQL) up to 3 days, daily
 # rollups beyond.
+# Flagged readings a series answer reads: each one a mark at raw resolution; at longer ones
+# grouped into a mark per bucket, so more can be read.
+MARKS, GROUPED_MARKS = 500, 20_000
 Resolution = Literal["auto", "raw", "minute", "hour", "day"]
 AUTO: tuple[tuple[timedelta, Resolution], ...] = (
     (timedelta(minutes=30), "raw"),
@@ -61,12 +66,19 @@ def repo_of(request: Request) -> Repository:
 
 
 def fast_json(data: Any) -> Response:
-    """Serialise a large answer with orjson, past FastAPI's per-object validation.
+    """Serialise an answer with orjson, past FastAPI's per-object validation.
 
     The shape is the declared response_model's (the schemathesis suite checks every answer
     against the OpenAPI schema); at thousands of points this is ~10x faster.
     """
-    body = orjson.dumps(data, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+    return Response(json_body(data), media_type="application/json")
+
+
+async def shared(request: Request, key: Hashable, rows: Callable[[], list[Any]]) -> Response:
+    """A fleet-wide answer from the app's AnswerCache (api/answers.py): `rows` runs in the
+    thread pool at most once per key and WEATHERPIPE_API_CACHE_SECONDS, for every caller."""
+    answers: AnswerCache = request.app.state.answers
+    body = await answers.get(key, lambda: json_body(tidy(rows())))
     return Response(body, media_type="application/json")
 
 
@@ -86,56 +98,76 @@ def utc(name: str, value: datetime | None) -> datetime | None:
 
 
 @router.get("/api/v1/devices", response_model=list[Device], tags=["analyses"])
-def list_devices(request: Request) -> list[dict[str, Any]]:
+async def list_devices(request: Request) -> Response:
     """Every device with its location, reading count, last reading and detection state."""
-    return repo_of(request).devices(request.app.state.settings.detector)
+    repo, detector = repo_of(request), request.app.state.settings.detector
+    return await shared(request, ("devices", detector), lambda: repo.devices(detector))
 
 
 @router.get("/api/v1/stats/max-temperature", response_model=list[DeviceMax], tags=["analyses"])
-def max_temperature(request: Request) -> list[dict[str, Any]]:
+async def max_temperature(request: Request) -> Response:
     """Maximum temperature per device (the original `devicemax.sql`)."""
-    return repo_of(request).analysis("devicemax")
+    repo = repo_of(request)
+    return await shared(request, "devicemax", lambda: repo.analysis("devicemax"))
 
 
 @router.get("/api/v1/stats/counts", response_model=list[DeviceCount], tags=["analyses"])
-def counts(request: Request) -> list[dict[str, Any]]:
+async def counts(request: Request) -> Response:
     """Readings stored per device (the original `devicedata.sql`)."""
-    return repo_of(request).analysis("devicedata")
+    repo = repo_of(request)
+    return await shared(request, "devicedata", lambda: repo.analysis("devicedata"))
 
 
 @router.get("/api/v1/stats/daily-max", response_model=list[DeviceMax], tags=["analyses"])
-def daily_max(
+async def daily_max(
     request: Request,
     day: Annotated[int, Query(ge=1, le=31, description="Day of the month (UTC).")],
     month: Annotated[int, Query(ge=1, le=12, description="Month, 1-12.")],
     year: Annotated[int | None, Query(ge=1970, le=9999, description="Only this year.")] = None,
-) -> list[dict[str, Any]]:
+) -> Response:
     """Maximum temperature per device on a day and month (the original `daymax.sql`);
     an empty list when there is no data."""
     last_day = calendar.monthrange(year or 2000, month)[1]  # 2000 is a leap year
     if day > last_day:
         raise InvalidParameter(f"day {day} does not exist in month {month}")
-    return repo_of(request).analysis("daymax", day=day, month=month, year=year)
+    repo = repo_of(request)
+    return await shared(
+        request,
+        ("daymax", day, month, year),
+        lambda: repo.analysis("daymax", day=day, month=month, year=year),
+    )
 
 
 @router.get("/api/v1/anomalies", response_model=list[DeviceAnomalies], tags=["analyses"])
-def anomalies(
+async def anomalies(
     request: Request,
     minutes: Annotated[
         int, Query(ge=1, le=527_040, description="Look back this many minutes.")
     ] = 30,
     device_id: DeviceId | None = None,
-) -> list[dict[str, Any]]:
+) -> Response:
     """Anomalies per device in the last N minutes (the original `deviceanomalies.sql`),
     with the anomalous readings themselves."""
-    repo = repo_of(request)
+    repo, device = repo_of(request), device_id.lower() if device_id else None
+    return await shared(
+        request, ("anomalies", minutes, device), lambda: anomalies_per_device(repo, minutes, device)
+    )
+
+
+def anomalies_per_device(
+    repo: Repository, minutes: int, device_id: str | None
+) -> list[dict[str, Any]]:
+    """Each device's count of flagged readings in the last `minutes`, with the readings."""
     since = datetime.now(UTC) - timedelta(minutes=minutes)
-    rows = repo.anomalous_readings(since, device_id)
+    flagged: dict[str, list[dict[str, Any]]] = {}
+    for reading in repo.anomalous_readings(since, device_id):
+        del reading["id"]
+        flagged.setdefault(reading["device_id"], []).append(reading)
     answer = []
     for row in repo.analysis("deviceanomalies", since=since):
-        if device_id is not None and row["device_id"] != device_id.lower():
+        if device_id is not None and row["device_id"] != device_id:
             continue
-        row["readings"] = [r for r in rows if r["device_id"] == row["device_id"]]
+        row["readings"] = flagged.get(row["device_id"], [])
         answer.append(row)
     return answer
 
@@ -146,7 +178,7 @@ def anomalies(
     tags=["readings"],
     responses={404: {"model": Problem, "description": "No such device."}},
 )
-def readings(
+async def readings(
     request: Request,
     device_id: DeviceId,
     start: Annotated[datetime | None, Query(description="RFC 3339, inclusive.")] = None,
@@ -158,13 +190,19 @@ def readings(
 
     Paging is by key: pass the answer's `next_after` as `after` for the next page."""
     start, end, after = utc("start", start), utc("end", end), utc("after", after)
-    items = repo_of(request).readings_page(device_id.lower(), start, end, limit, after)
-    if not items and after is None and device_id.lower() not in repo_of(request).device_ids():
-        raise NotFound(f"no device {device_id}")
-    for item in items:
-        del item["id"]
-    next_after = items[-1]["ts"] if len(items) == limit else None
-    return fast_json({"items": items, "next_after": next_after})
+    repo, device = repo_of(request), device_id.lower()
+
+    def page() -> bytes:
+        items = repo.readings_page(device, start, end, limit, after)
+        if not items and after is None and device not in repo.device_ids():
+            raise NotFound(f"no device {device_id}")
+        for item in items:
+            del item["id"]
+        next_after = items[-1]["ts"] if len(items) == limit else None
+        return json_body({"items": tidy(items), "next_after": next_after})
+
+    answers: AnswerCache = request.app.state.answers
+    return Response(await answers.run(page), media_type="application/json")
 
 
 @router.get(
@@ -234,21 +272,22 @@ def series(
     if resolution == "hour" and span > HOUR_SPAN:
         raise InvalidParameter("resolution=hour covers at most 400 days; use day")
     device = device_id.lower()
-    points, marks = repo_of(request).chart(device, start, end, resolution)
+    limit = MARKS if resolution == "raw" else GROUPED_MARKS
+    points, marks = repo_of(request).chart(device, start, end, resolution, limit)
     return fast_json(
         {
             "device_id": device,
             "resolution": resolution,
             "start": start,
             "end": end,
-            "points": points,
-            "anomalies": marks,
+            "points": tidy(points),
+            "anomalies": tidy(grouped(marks, resolution)),
         }
     )
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
-def healthz() -> dict[str, Any]:
+async def healthz() -> dict[str, Any]:
     """The process is alive."""
     return {"status": "ok"}
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import hmac
+import math
 import time
 import uuid
 from collections import Counter
@@ -142,11 +143,16 @@ async def telemetry(request: Request) -> JSONResponse:
         m.id = f"http:{request_id}:{i}"
     costs = Counter(m.attributes.get("device", "") for m in messages)
     wait = intake.limiter.take(costs)
+    if wait == math.inf:  # waiting would never help: say so instead of a Retry-After
+        raise PayloadTooLarge(
+            f"a batch of {max(costs.values())} readings for one device is over its burst of "
+            f"{intake.limiter.burst:g} (WEATHERPIPE_TELEMETRY_BURST): send smaller batches"
+        )
     if wait:
         raise TooManyRequests(
-            f"over the rate of {intake.limiter.rate:g} readings/s "
-            f"(bursts up to {intake.limiter.burst:g}); retry later",
-            retry_after=min(wait, 3600.0),
+            f"over the rate of {intake.limiter.rate:g} readings/s per device "
+            f"(bursts up to {intake.limiter.burst:g}, counted by this API process); retry later",
+            retry_after=wait,
         )
     stored = await intake.group.store(messages, STORE_SECONDS)
     batch, result = stored.batch, stored.result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
@@ -147,39 +148,56 @@ def status(
     topic: Topic = None,
     subscription: Subscription = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    top: Annotated[
+        int, typer.Option(min=0, help="Show this many devices, the ones silent longest.")
+    ] = 10,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every device.")] = False,
+    watch: Annotated[
+        float | None,
+        typer.Option(min=0.5, help="Redraw every this many seconds until Ctrl-C (a live panel)."),
+    ] = None,
 ) -> None:
-    """Stored readings, consumer lag, last reading per device, dead letters, detector position."""
+    """Stored readings, consumer lag, dead letters, devices (counts by state, then the ones
+    silent longest), detector positions."""
     from weatherpipe.compose import open_repository
-    from weatherpipe.status import gather
+    from weatherpipe.status import gather, report_lines
 
     settings = configure(
         database_url=database_url, bus_url=bus_url, topic=topic, subscription=subscription
     )
+    where = f"{mask_url(settings.bus_url)} {settings.subscription!r}"
+    shown = 10**9 if show_all else top
     repo = open_repository(settings, must_exist=True)
     try:
+        if watch is not None:
+            _watch_status(settings, repo, where, shown, watch)
+            return
         state = asyncio.run(gather(settings, repo))
     finally:
         repo.close()
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(state), default=str))
         return
-    lag = f"{state.lag:,}" if state.lag is not None else f"unknown ({state.lag_note})"
-    typer.echo(f"stored        {state.stored:,} readings, {state.anomalies:,} flagged anomalous")
-    typer.echo(f"consumer lag  {lag} on {mask_url(settings.bus_url)} {settings.subscription!r}")
-    typer.echo(
-        f"dead letters  {state.dead_letters:,} ({state.dead_letters_pending:,} not replayed)"
-    )
-    typer.echo(f"devices       {len(state.devices)}")
-    for d in state.devices:
-        last = f"{d.last_ts:%Y-%m-%d %H:%M:%S}Z {d.last_temperature:.2f} °C" if d.last_ts else "-"
-        typer.echo(
-            f"  {d.device_id}  {d.name or '':14} {d.count:>10,}  last {last}  "
-            f"detection {d.detection.replace('_', ' ')}"
-        )
-    for p in state.detectors:
-        typer.echo(
-            f"detector      {p['detector']} {p['device_id']} at {p['last_ts']:%Y-%m-%d %H:%M:%S}Z"
-        )
+    for line in report_lines(state, where, shown):
+        typer.echo(line)
+
+
+def _watch_status(settings: Any, repo: Any, where: str, top: int, seconds: float) -> None:
+    """`status --watch`: the report in a live panel, redrawn until Ctrl-C; logs scroll above."""
+    from rich.text import Text
+
+    from weatherpipe.cli.progress import live_panel
+    from weatherpipe.status import gather, report_lines
+
+    async def loop(panel: Any) -> None:
+        while True:
+            state = await gather(settings, repo)
+            stamp = f"{datetime.now(UTC):%H:%M:%S}Z, every {seconds:g} s (Ctrl-C to stop)"
+            panel.update(Text("\n".join([*report_lines(state, where, top), stamp])))
+            await asyncio.sleep(seconds)
+
+    with contextlib.suppress(KeyboardInterrupt), live_panel("reading the status ...") as panel:
+        asyncio.run(loop(panel))
 
 
 @dead_app.command("list")

@@ -178,12 +178,12 @@ def progress(
     """A progress bar with count, rate and ETA (a pulsing bar while `total` is None); log
     lines scroll above it. Left on screen when done, with the final count and elapsed time."""
     console = console or stderr_console()
+    # Narrow enough for 80 columns: `backfill ━━━ 1200/86400 41,302 readings/s 0:00:01 eta 0:00:02`.
     columns = (
         TextColumn("{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=20),
         MofNCompleteColumn(),
         RateColumn(),
-        TextColumn("elapsed"),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,16 +31,11 @@ from weatherpipe.config import Settings
 from weatherpipe.redact import mask_url
 
 
-def _status_line(status: Any) -> None:
-    line = (
+def _status_line(status: Any) -> str:
+    return (
         f"{status.readings_per_second:7.1f} readings/s | stored {status.stored:,} | "
         f"anomalies {status.anomalies:,} | dead letters {status.dead_letters:,}"
     )
-    if sys.stderr.isatty():
-        sys.stderr.write("\r" + line + "   ")
-    else:
-        sys.stderr.write(line + "\n")
-    sys.stderr.flush()
 
 
 @app.command()
@@ -66,6 +60,7 @@ def up(
     ] = False,
 ) -> None:
     """Run sensors, ingest, detection and the API in one process (Ctrl-C stops it)."""
+    from weatherpipe.cli.progress import live_panel
     from weatherpipe.runner import run_pipeline
 
     settings = configure(
@@ -75,31 +70,42 @@ def up(
         _up_processes(settings, devices, rate, seed, anomaly_rate)
         return
 
-    def banner() -> None:
-        typer.echo(
-            f"weatherpipe {__version__}: {devices} sensors → {mask_url(settings.bus_url)} → "
-            f"{mask_url(settings.database_url)}",
-            err=True,
-        )
-        typer.echo(
-            f"API and dashboard on http://{settings.api_host}:{settings.api_port}/ "
-            "(Ctrl-C to stop)",
-            err=True,
-        )
+    last: list[str] = []  # the panel goes when it closes; its last line is printed again
+    with live_panel(transient=True) as panel:
+        # On a terminal the status line is the live panel, logs scroll above it; elsewhere
+        # (a log file, a supervisor) each status is a line of its own.
+        live = panel.console.is_terminal
 
-    asyncio.run(
-        run_pipeline(
-            settings,
-            devices=devices,
-            rate=rate,
-            seed=seed,
-            anomaly_rate=anomaly_rate,
-            duration=duration,
-            on_status=_status_line,
-            on_ready=banner,
+        def banner() -> None:
+            panel.console.print(
+                f"weatherpipe {__version__}: {devices} sensors → {mask_url(settings.bus_url)} → "
+                f"{mask_url(settings.database_url)}\n"
+                f"API and dashboard on http://{settings.api_host}:{settings.api_port}/ "
+                "(Ctrl-C to stop)",
+                markup=False,
+                soft_wrap=True,
+            )
+
+        def show(status: Any) -> None:
+            if live:
+                last[:] = [_status_line(status)]
+                panel.update(last[0])
+            else:
+                panel.console.print(_status_line(status), markup=False, soft_wrap=True)
+
+        asyncio.run(
+            run_pipeline(
+                settings,
+                devices=devices,
+                rate=rate,
+                seed=seed,
+                anomaly_rate=anomaly_rate,
+                duration=duration,
+                on_status=show,
+                on_ready=banner,
+            )
         )
-    )
-    typer.echo("\nstopped", err=True)
+    typer.echo("\n".join([*last, "stopped"]), err=True)
 
 
 def _up_processes(
@@ -165,9 +171,15 @@ def sensors(
         devices=devices, rate=rate, seed=seed, anomaly_rate=anomaly_rate, truth_file=truth_file
     )
     if backfill:
+        from weatherpipe.cli.progress import progress
+
         span = _parse_span(backfill)
         end = datetime.now(UTC).replace(microsecond=0)
-        stats = asyncio.run(run_backfill(settings, options, end - span, end, to_db=to_db))
+        total = devices * int(span.total_seconds() * rate)
+        with progress("backfill", total=total, unit="readings") as bar:
+            stats = asyncio.run(
+                run_backfill(settings, options, end - span, end, to_db, on_progress=bar.advance)
+            )
     else:
         stats = asyncio.run(run_sensors(settings, options, duration))
     if backfill and to_db:

@@ -42,11 +42,18 @@ def evaluate(
 ) -> None:
     """Score a detector on labeled series: event precision/recall/F1, recall per kind, false
     alarms per device-day of normal time, and NAB's scores with --nab."""
+    from weatherpipe.cli.progress import progress
     from weatherpipe.detect.evaluate import evaluate_corpus, format_report
 
     if not any(data_dir.rglob("*.csv")):
         raise NothingToScore(f"nothing to score: no CSV files under {data_dir}")
-    report = evaluate_corpus(data_dir, windows, detector, out, false_alarms_per_day)
+    with progress(f"evaluate {detector}", unit="files") as bar:
+
+        def on_file(done: int, total: int) -> None:
+            bar.total = total
+            bar.advance(done - bar.completed)
+
+        report = evaluate_corpus(data_dir, windows, detector, out, false_alarms_per_day, on_file)
     _require_events(report.events.counts, f"in {data_dir} against {windows}")
     typer.echo(format_report(report, per_file=per_file, nab=nab))
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from weatherpipe.detect import create_detector
 from weatherpipe.detect.base import Verdict
@@ -126,8 +128,10 @@ def evaluate_corpus(
     detector_name: str,
     out_dir: Path | None = None,
     false_alarms_per_day: float | None = None,
+    on_file: Callable[[int, int], None] | None = None,
 ) -> Report:
-    """Score `detector_name` on every CSV under `data_dir` against the windows file.
+    """Score `detector_name` on every CSV under `data_dir` against the windows file;
+    `on_file(done, total)` hears of each file scored (for a progress bar).
 
     Scores the CSV files the windows file names (an anomaly-free file has an empty list, as
     NAB and benchmarks/corpus write them), so one data folder can hold several labelled sets.
@@ -149,12 +153,22 @@ def evaluate_corpus(
         (data_dir, f, labels.get(f, []), detector_name, out_dir, false_alarms_per_day)
         for f in files
     ]
+    report = on_file or (lambda done, total: None)
+    report(0, len(jobs))
+    results: list[FileResult] = []
     if len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(min(WORKERS, len(jobs))) as pool:
-            results = pool.starmap(evaluate_file, jobs, chunksize=1)
+            for result in pool.imap(_evaluate_job, jobs, chunksize=1):  # in order
+                results.append(result)
+                report(len(results), len(jobs))
     else:
         results = [evaluate_file(*job) for job in jobs]
+        report(len(jobs), len(jobs))
     return summarise(detector_name, results, false_alarms_per_day)
+
+
+def _evaluate_job(job: tuple[Any, ...]) -> FileResult:
+    return evaluate_file(*job)
 
 
 def summarise(

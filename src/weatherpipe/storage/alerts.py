@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, literal, or_, select, update
 
 from weatherpipe.errors import StorageRefused
 from weatherpipe.storage.database import Store
@@ -65,13 +65,19 @@ def open_key(rule: str, device_id: str) -> str:
 class AlertStorage(Protocol):
     """What the alerts stage needs of the database."""
 
-    def alert_devices(self) -> list[dict[str, Any]]: ...
+    def device_names(self, ids: Sequence[str]) -> dict[str, str | None]: ...
+
+    def silent_devices(self, before: datetime) -> dict[str, datetime]: ...
 
     def flags_since(self, since: datetime) -> list[dict[str, Any]]: ...
 
-    def latest_temperatures(self) -> dict[str, tuple[datetime, float]]: ...
+    def latest_beyond(
+        self, above: float | None, below: float | None
+    ) -> dict[str, tuple[datetime, float]]: ...
 
-    def temperature_windows(self, since: datetime) -> dict[str, tuple[float, float, int]]: ...
+    def temperature_windows(
+        self, since: datetime
+    ) -> dict[str, tuple[float, float, int, datetime | None]]: ...
 
     def ingest_lag(self) -> float | None: ...
 
@@ -100,24 +106,28 @@ class AlertStorage(Protocol):
 class AlertStore(Store):
     # -- what rules look at ----------------------------------------------------------------------
 
-    def alert_devices(self) -> list[dict[str, Any]]:
-        """Every device: id, name, enabled, first and last reading time."""
-        query = select(
-            devices.c.id,
-            devices.c.name,
-            devices.c.enabled,
-            devices.c.first_seen,
-            devices.c.last_seen,
+    def device_names(self, ids: Sequence[str]) -> dict[str, str | None]:
+        """The display names of these devices (for notifications)."""
+        query = select(devices.c.id, devices.c.name).where(
+            devices.c.id.in_(bindparam("ids", expanding=True))
         )
-        return [
-            {
-                **row,
-                "enabled": bool(row["enabled"]),
-                "first_seen": _aware(row["first_seen"]),
-                "last_seen": _aware(row["last_seen"]),
-            }
-            for row in self.db.rows(query)[0]
-        ]
+
+        def work(conn: Connection) -> dict[str, str | None]:
+            names: dict[str, str | None] = {}
+            for first in range(0, len(ids), 500):  # a bounded IN list per statement
+                rows = conn.execute(query, {"ids": list(ids[first : first + 500])}).all()
+                names.update({d: name for d, name in rows})
+            return names
+
+        return self.db.run(work)
+
+    def silent_devices(self, before: datetime) -> dict[str, datetime]:
+        """Enabled devices whose newest reading is older than `before`, with its time."""
+        query = select(devices.c.id, devices.c.last_seen).where(
+            devices.c.enabled == literal(True), devices.c.last_seen < naive_utc(before)
+        )
+        rows = self.db.run(lambda conn: conn.execute(query).all())
+        return {d: aware(seen) for d, seen in rows}
 
     def flags_since(self, since: datetime) -> list[dict[str, Any]]:
         """Flagged readings stamped at or after `since`, per device, kind and severity: how
@@ -146,28 +156,45 @@ class AlertStore(Store):
             for row in self.db.rows(query)[0]
         ]
 
-    def latest_temperatures(self) -> dict[str, tuple[datetime, float]]:
-        """Each device's newest reading: (ts, temperature), found by the (device_id, ts) key."""
-        query = select(devices.c.id, readings.c.ts, readings.c.temperature).join_from(
-            devices,
-            readings,
-            and_(readings.c.device_id == devices.c.id, readings.c.ts == devices.c.last_seen),
+    def latest_beyond(
+        self, above: float | None, below: float | None
+    ) -> dict[str, tuple[datetime, float]]:
+        """Devices whose newest reading is above `above` (or below `below`): (ts, temperature),
+        found through devices.last_seen and the (device_id, ts) key."""
+        r = readings.c
+        beyond = r.temperature > above if above is not None else r.temperature < below
+        query = (
+            select(devices.c.id, r.ts, r.temperature)
+            .join_from(
+                devices, readings, and_(r.device_id == devices.c.id, r.ts == devices.c.last_seen)
+            )
+            .where(beyond)
         )
         rows = self.db.run(lambda conn: conn.execute(query).all())
         return {d: (aware(ts), float(t)) for d, ts, t in rows}
 
-    def temperature_windows(self, since: datetime) -> dict[str, tuple[float, float, int]]:
-        """Per device seen since `since`: lowest and highest temperature since then, and how
-        many readings (a range scan of the (device_id, ts) key per device)."""
+    def temperature_windows(
+        self, since: datetime
+    ) -> dict[str, tuple[float, float, int, datetime | None]]:
+        """Per device seen since `since`: lowest and highest temperature since then, how many
+        readings, and the device's first reading time (a range scan of the (device_id, ts) key
+        per device)."""
         r = readings.c
+        first_seen = devices.c.first_seen
         query = (
-            select(r.device_id, func.min(r.temperature), func.max(r.temperature), func.count())
+            select(
+                r.device_id,
+                func.min(r.temperature),
+                func.max(r.temperature),
+                func.count(),
+                first_seen,
+            )
             .join_from(devices, readings, and_(r.device_id == devices.c.id, r.ts >= bindparam("s")))
             .where(devices.c.last_seen >= bindparam("s"))
-            .group_by(r.device_id)
+            .group_by(r.device_id, first_seen)
         )
         rows = self.db.run(lambda conn: conn.execute(query, {"s": naive_utc(since)}).all())
-        return {d: (float(lo), float(hi), int(n)) for d, lo, hi, n in rows}
+        return {d: (float(lo), float(hi), int(n), _aware(first)) for d, lo, hi, n, first in rows}
 
     def ingest_lag(self) -> float | None:
         """Seconds between the newest stored reading's sensor time and its storage."""

@@ -32,6 +32,7 @@ class FleetQuery:
     sort: Sort = "name"
     order: Order = "asc"
     detector: str = "default"
+    device_id: str | None = None  # only this device (the device page)
 
 
 class FleetReads(Protocol):
@@ -51,7 +52,7 @@ class FleetStore(Store):
         day, half_hour = naive_utc(now - timedelta(days=1)), naive_utc(now - timedelta(minutes=30))
         flags = _flag_counts(day, half_hour)
         page = _page(query, flags)
-        matching = select(func.count()).select_from(devices).where(_search(query.q))
+        matching = select(func.count()).select_from(devices).where(_search(query))
         totals = _totals(query.detector, flags, naive_utc(now - SILENT_AFTER))
 
         def work(conn: Connection) -> dict[str, Any]:
@@ -115,13 +116,15 @@ def _flag_counts(day: datetime, half_hour: datetime) -> Any:
     )
 
 
-def _search(q: str) -> Any:
+def _search(query: FleetQuery) -> Any:
     """Devices whose name or id contains `q`, ignoring case (`%` and `_` taken literally)."""
-    if not q:
+    if query.device_id is not None:
+        return devices.c.id == query.device_id
+    if not query.q:
         return literal(True)
     return or_(
-        devices.c.name.icontains(q, autoescape=True),
-        devices.c.id.icontains(q, autoescape=True),
+        devices.c.name.icontains(query.q, autoescape=True),
+        devices.c.id.icontains(query.q, autoescape=True),
     )
 
 
@@ -155,7 +158,7 @@ def _page(query: FleetQuery, flags: Any) -> Select[Any]:
         )
         .outerjoin(flags, flags.c.device_id == d.id)
         .outerjoin(detector_state, and_(ds.device_id == d.id, ds.detector == query.detector))
-        .where(_search(query.q))
+        .where(_search(query))
         .order_by(*order, d.id)
         .limit(query.per_page)
         .offset((query.page - 1) * query.per_page)
