@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,13 +27,16 @@ from benchmarks.base import (
     stage_env,
 )
 from weatherpipe.reading import Reading
+from weatherpipe.retention import PruneReport
 from weatherpipe.sensors.profiles import fleet
 
+log = logging.getLogger(__name__)
 DAYS = 60
 LOAD_BATCH = 20_000
 DRAIN_TIMEOUT_SECONDS = 600.0
 POLL_SECONDS = 0.1
 TARGET = 0.90  # ingest with pruning at least 90% of ingest without
+PRUNE_ALONE_SECONDS = 60.0
 
 
 def load_history(url: str, devices: int, total: int, now: datetime) -> float:
@@ -139,10 +143,6 @@ def _pruning(url: str, children: Processes) -> Iterator[None]:
 
 
 def _scenario(options: BenchOptions, database: str) -> Result:
-    from weatherpipe.compose import make_pruner
-    from weatherpipe.config import load_settings
-    from weatherpipe.storage.repository import Repository
-
     devices = int(options.size(1000, 100, options.devices))
     total = int(options.size(7_800_000, 100_000))
     per_round = int(options.size(200_000, 10_000, options.backlog))
@@ -170,15 +170,12 @@ def _scenario(options: BenchOptions, database: str) -> Result:
                         rate = drain(options, url, topic, len(payloads), children)
                         window = time.perf_counter() - started
                     runs["with" if pruned else "without"].append(rate)
+                    # Shown as it goes: a full run takes tens of minutes on a shared machine.
+                    log.warning("round %d, pruning %s: %.0f readings/s", index, pruned, rate)
                     if pruned:
                         gone = before + len(payloads) - _rows(url)
                         pruned_during.append(gone / window)
-        settings = load_settings(database_url=url)
-        repo = Repository.from_url(url)
-        try:
-            report = asyncio.run(make_pruner(settings, repo).prune())
-        finally:
-            repo.close()
+        report = _prune_alone(url, options.size(PRUNE_ALONE_SECONDS, 10.0))
     without, with_ = median(runs["without"]), median(runs["with"])
     ratio = with_ / without
     return Result(
@@ -195,14 +192,33 @@ def _scenario(options: BenchOptions, database: str) -> Result:
         details={
             "without_runs": runs["without"],
             "pruned_rows_per_s_during_ingest": pruned_during,
-            "full_pass_deleted": report.deleted,
-            "full_pass_seconds": report.seconds,
-            "full_pass_rows_per_s": report.total / report.seconds if report.seconds else None,
+            "prune_alone_deleted": report.deleted,
+            "prune_alone_seconds": report.seconds,
+            "prune_alone_rows_per_s": report.total / report.seconds if report.seconds else None,
             "load_rows_per_s": load_rate,
             "old_rows": old_rows,
             "backlog_per_round": per_round,
         },
     )
+
+
+def _prune_alone(url: str, seconds: float) -> PruneReport:
+    """A prune pass with the default settings and nothing else writing, stopped after
+    `seconds` (a whole pass over millions of rows takes tens of minutes here)."""
+    from weatherpipe.compose import make_pruner
+    from weatherpipe.config import load_settings
+    from weatherpipe.storage.repository import Repository
+
+    async def timed(repo: Repository) -> PruneReport:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(seconds, stop.set)
+        return await make_pruner(load_settings(database_url=url), repo).prune(stop=stop)
+
+    repo = Repository.from_url(url)
+    try:
+        return asyncio.run(timed(repo))
+    finally:
+        repo.close()
 
 
 def _count_old(url: str, now: datetime) -> int:

@@ -81,6 +81,8 @@ def _csv_row(row: tuple[Any, ...]) -> list[Any]:
 def rfc3339(value: datetime | str) -> str:
     """A stored timestamp (naive UTC, or its text) as 2026-11-28T01:02:03.456Z."""
     if isinstance(value, str):
+        if len(value) >= 23 and value[10] == " " and value[19] == ".":
+            return f"{value[:10]}T{value[11:23]}Z"  # 'YYYY-MM-DD HH:MM:SS.fff…', cut to ms
         value = datetime.fromisoformat(value)
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)

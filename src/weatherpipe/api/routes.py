@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from weatherpipe import export
 from weatherpipe.api.answers import AnswerCache, json_body, tidy
+from weatherpipe.api.marks import grouped
 from weatherpipe.api.schemas import (
     Device,
     DeviceAnomalies,
@@ -48,6 +49,9 @@ RAW_SPAN, MINUTE_SPAN, HOUR_SPAN = timedelta(hours=6), timedelta(days=8), timede
 # `auto` keeps a chart under ~1,800 points and each answer cheap: raw up to 30 minutes, minute
 # rollups up to 6 hours, hours (folded from at most 4,320 minute rows in SQL) up to 3 days, daily
 # rollups beyond.
+# Flagged readings a series answer reads: each one a mark at raw resolution; at longer ones
+# grouped into a mark per bucket, so more can be read.
+MARKS, GROUPED_MARKS = 500, 20_000
 Resolution = Literal["auto", "raw", "minute", "hour", "day"]
 AUTO: tuple[tuple[timedelta, Resolution], ...] = (
     (timedelta(minutes=30), "raw"),
@@ -276,7 +280,8 @@ def series(
     if resolution == "hour" and span > HOUR_SPAN:
         raise InvalidParameter("resolution=hour covers at most 400 days; use day")
     device = device_id.lower()
-    points, marks = repo_of(request).chart(device, start, end, resolution)
+    limit = MARKS if resolution == "raw" else GROUPED_MARKS
+    points, marks = repo_of(request).chart(device, start, end, resolution, limit)
     return fast_json(
         {
             "device_id": device,
@@ -284,7 +289,7 @@ def series(
             "start": start,
             "end": end,
             "points": tidy(points),
-            "anomalies": tidy(marks),
+            "anomalies": tidy(grouped(marks, resolution)),
         }
     )
 

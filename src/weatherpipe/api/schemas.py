@@ -132,7 +132,15 @@ class SeriesPoint(BaseModel):
 
 
 class SeriesAnomaly(BaseModel):
-    ts: datetime
+    ts: datetime = Field(
+        description="The flagged reading's time; at minute, hour or day resolution the start of "
+        "the bucket (the series point) its group belongs to."
+    )
+    count: int = Field(
+        1,
+        description="Flagged readings this mark stands for; past raw resolution a mark is "
+        "the worst (highest severity, then score) of its bucket's flags.",
+    )
     temperature: float
     anomaly_score: float | None
     detector: str | None
