@@ -40,6 +40,10 @@ def test_curl_with_only_a_token_gets_a_named_devices_reading_stored(api: Api) ->
     assert device["name"] == "Greenhouse"
     assert (device["latitude"], device["longitude"]) == (52.5, 13.4)  # from the registry
     assert device["count"] == 1
+    # The analyses name it too.
+    for path in ("/api/v1/stats/counts", "/api/v1/stats/max-temperature"):
+        rows = {r["device_id"]: r for r in api.admin.get(path).json()}
+        assert rows["greenhouse-01"]["name"] == "Greenhouse", path
 
 
 def test_a_retried_reading_is_stored_once(api: Api) -> None:
