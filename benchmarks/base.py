@@ -42,8 +42,9 @@ class BenchOptions:
     seconds: float | None = None
     # Goes into scratch database names, so a caller can find (and count) its own.
     tag: str = ""
-    # The databases a scenario that runs on several measures (api-load).
-    databases: tuple[str, ...] = ("sqlite", "mariadb", "postgresql")
+    # The databases a scenario that runs on several measures (api-load); empty: all three
+    # (SQLite alone when quick).
+    databases: tuple[str, ...] = ()
 
     def size(self, full: float, quick: float, given: float | None = None) -> float:
         if given is not None:

@@ -167,13 +167,18 @@ def load_alerts_config(settings: Settings) -> AlertsConfig:
 
 
 def make_alerts(
-    settings: Settings, repo: Repository, metrics: Metrics | None = None
+    settings: Settings,
+    repo: Repository,
+    metrics: Metrics | None = None,
+    config: AlertsConfig | None = None,
 ) -> AlertsJob:
-    """The alerts stage over `repo`: the rules of WEATHERPIPE_ALERTS_FILE, attempts counted in
-    `metrics`, detection lag measured against the configured detector."""
+    """The alerts stage over `repo`: the rules of `config` (default: WEATHERPIPE_ALERTS_FILE
+    read now), attempts counted in `metrics`, detection lag measured against the configured
+    detector."""
     from weatherpipe.alerts.job import AlertsJob
 
-    return AlertsJob(repo, load_alerts_config(settings), settings.detector, metrics)
+    config = config or load_alerts_config(settings)
+    return AlertsJob(repo, config, settings.detector, metrics)
 
 
 def make_api(

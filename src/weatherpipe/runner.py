@@ -95,11 +95,11 @@ async def run_alerts(
 ) -> None:
     """`weatherpipe alerts run`: evaluate rules and deliver notifications until SIGTERM."""
     stop = stop or stop_on_signals()
-    load_alerts_config(settings)  # a bad or missing file stops it before the database opens
+    config = load_alerts_config(settings)  # a bad or missing file: before the database opens
     repo = open_repository(settings)
     metrics = Metrics() if metrics_port is not None else None
     try:
-        job = make_alerts(settings, repo, metrics)
+        job = make_alerts(settings, repo, metrics, config)
         server = None
         if metrics is not None and metrics_port is not None:
             server = metrics.serve(metrics_port, settings.api_host)
@@ -158,6 +158,7 @@ async def run_pipeline(
     """
     stop = stop or stop_on_signals()
     quiet_collector()
+    alerts_config = load_alerts_config(settings) if settings.alerts_file else None
     api_socket = listen_socket(settings.api_host, settings.api_port)
     try:
         repo = open_repository(settings)
@@ -174,13 +175,7 @@ async def run_pipeline(
         raise
     sensors = make_sensors(settings, bus, devices, rate, seed, anomaly_rate)
     metrics = Metrics()
-    try:
-        alerts = make_alerts(settings, repo, metrics) if settings.alerts_file else None
-    except BaseException:
-        api_socket.close()
-        await bus.close()
-        repo.close()
-        raise
+    alerts = make_alerts(settings, repo, metrics, alerts_config) if alerts_config else None
     ingest = make_ingest(settings, bus, repo, metrics)
     detect = make_detection(settings, repo)
     api = ApiServer(make_api(settings, repo, bus, metrics), sock=api_socket)

@@ -81,3 +81,26 @@ def test_alerts_check_lists_the_file_and_a_bad_file_is_one_line(tmp_path: Path) 
     unset = run(["run"], env, tmp_path)
     assert unset.returncode == 2 and "WEATHERPIPE_ALERTS_FILE: not set" in unset.stderr
     assert not (tmp_path / "weather.db").exists()  # stopped before opening the database
+
+
+def test_up_with_a_bad_alerts_file_stops_at_once_with_one_line(tmp_path: Path) -> None:
+    alerts = tmp_path / "alerts.toml"
+    alerts.write_text('[[receivers]]\nname = "ops"\ntype = "webhook"\nurl = "ftp://x"\n')
+    env = {**os.environ, "WEATHERPIPE_ALERTS_FILE": str(alerts)}
+    env.pop("WEATHERPIPE_DATABASE_URL", None)
+    expected = (
+        f"weatherpipe: WEATHERPIPE_ALERTS_FILE {alerts}: receivers['ops'].url: must be an "
+        "http:// or https:// URL (got 'ftp://x')"
+    )
+    for extra in ([], ["--processes", "--bus-url", "nats://127.0.0.1:4222"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "weatherpipe", "up", *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == expected
+        assert not (tmp_path / "weather.db").exists()  # nothing was opened

@@ -52,7 +52,9 @@ def guarded(sqlite_repo: Repository) -> Iterator[TestClient]:
         "/openapi.json",
         "/api/v1/devices",
         "/api/v1/stats/counts",
-        "/static/dashboard.js",
+        "/static/fleet.js",
+        "/api/v1/fleet",
+        "/analyses",
     ],
 )
 def test_with_a_token_set_every_path_but_healthz_needs_it(guarded: TestClient, path: str) -> None:
@@ -61,6 +63,12 @@ def test_with_a_token_set_every_path_but_healthz_needs_it(guarded: TestClient, p
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
     right = guarded.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
     assert right.status_code == 200
+
+
+def test_the_event_stream_and_device_pages_need_the_token_too(guarded: TestClient) -> None:
+    # (With the token the stream never ends: tests/api/test_fleet.py reads it from a server.)
+    for path in ("/api/v1/events", f"/devices/{DEVICE_A}"):
+        assert guarded.get(path).status_code == 401
 
 
 def test_healthz_stays_open_for_probes(guarded: TestClient) -> None:

@@ -168,7 +168,7 @@ def test_a_fleet_analysis_is_shared_for_a_second_and_fresh_with_the_cache_off(
         noisy.store_batch(series([20.0], DEVICE_A, start=later))
         assert cached.get("/api/v1/stats/counts").json() == before
         assert uncached.get("/api/v1/stats/counts").json() == [
-            {"device_id": DEVICE_A, "count": before[0]["count"] + 1}
+            {"device_id": DEVICE_A, "name": None, "count": before[0]["count"] + 1}
         ]
 
 
@@ -186,3 +186,28 @@ def test_request_latency_is_recorded_by_route_template_and_status(
     text = metrics_client.get("/metrics").text
     assert 'route="/api/v1/readings",status="404"' in text
     assert 'route="/healthz",status="200"' in text
+
+
+def test_a_write_through_the_api_clears_the_shared_answers(noisy: Repository) -> None:
+    later = datetime.now(UTC).replace(microsecond=0)
+    with client_of(noisy, 3600.0) as cached:
+        before = cached.get("/api/v1/stats/counts").json()
+        noisy.store_batch(series([20.0], DEVICE_A, start=later))
+        assert cached.get("/api/v1/stats/counts").json() == before
+        cached.post("/login", data={"token": "x"}, follow_redirects=False)  # any write
+        assert cached.get("/api/v1/stats/counts").json()[0]["count"] == before[0]["count"] + 1
+
+
+def test_an_answer_computed_across_a_clear_is_not_kept() -> None:
+    cache, calls = AnswerCache(ttl=60.0), []
+
+    def compute() -> bytes:
+        calls.append(1)
+        if len(calls) == 1:
+            cache.clear()  # a write lands while the first answer is computed
+        return str(len(calls)).encode()
+
+    async def scenario() -> list[bytes]:
+        return [await cache.get("k", compute), await cache.get("k", compute)]
+
+    assert asyncio.run(scenario()) == [b"1", b"2"]

@@ -157,13 +157,13 @@ def test_ingest_rate_is_the_growth_of_the_stored_total(repo: Repository, fleet: 
     now = [100.0]
     sampler = HealthSampler(repo, "default", every=1.0, clock=lambda: now[0])
     first = asyncio.run(sampler.current())
-    assert first["ingest_rate"] is None  # one sample says nothing about a rate
+    assert first["health"]["ingest_rate"] is None  # one sample says nothing about a rate
     repo.store_batch([make_reading("fleet-00001", i, start=NOW) for i in range(1, 21)])
     repo.store_batch([], [DeadLetter(b"{", "not JSON")])
     now[0] += 0.5
     assert asyncio.run(sampler.current()) is first  # younger than `every`: the same sample
     now[0] += 4.5
-    second = asyncio.run(sampler.current())
+    second = asyncio.run(sampler.current())["health"]
     assert second["ingest_rate"] == pytest.approx(20 / 5.0)
     assert (second["dead_letters"], second["dead_letters_pending"]) == (1, 1)
 

@@ -239,21 +239,30 @@ def test_unknown_device_is_404(client: TestClient) -> None:
 
 def test_home_page_names_every_device_and_works_without_scripts(client: TestClient) -> None:
     page = client.get("/").text
-    assert "Rooftop" in page and "Berlin" not in page and DEVICE_B[:8] in page
-    assert "14.50" in page
-    assert 'src="/static/dashboard.js"' in page and "cdn" not in page.lower()
+    # A device without a registry name is shown by its whole id.
+    assert "Rooftop" in page and "Berlin" not in page and f">{DEVICE_B}</a>" in page
+    assert "12.00 °C" in page
+    assert 'src="/static/fleet.js"' in page and "cdn" not in page.lower()
+    assert client.get("/?page=x&per_page=-3&sort=nope&order=up").status_code == 200
 
 
-def test_home_page_form_answers_a_day_and_says_when_there_is_no_data(client: TestClient) -> None:
+def test_device_page_names_the_device_and_loads_the_vendored_chart(client: TestClient) -> None:
+    page = client.get(f"/devices/{DEVICE_A.upper()}").text
+    assert '<h2 class="name">Rooftop</h2>' in page
+    assert 'src="/static/vendor/uplot/uPlot.iife.min.js"' in page and "cdn" not in page.lower()
+    assert client.get("/devices/no-such-device").status_code == 404
+
+
+def test_analyses_form_answers_a_day_and_says_when_there_is_no_data(client: TestClient) -> None:
     today = NOW - timedelta(minutes=3)
-    answered = client.get(f"/?day={today.day}&month={today.month}").text
+    answered = client.get(f"/analyses?day={today.day}&month={today.month}").text
     daymax = answered.split('id="daymax"')[1]
     assert "Rooftop" in daymax and "14.50" in daymax
     other = NOW + timedelta(days=100)
-    empty = client.get(f"/?day={other.day}&month={other.month}").text
+    empty = client.get(f"/analyses?day={other.day}&month={other.month}").text
     assert "No data found" in empty.split('id="daymax"')[1]
-    assert "does not exist" in client.get("/?day=31&month=2").text
-    assert "whole numbers" in client.get("/?day=x&month=2").text
+    assert "does not exist" in client.get("/analyses?day=31&month=2").text
+    assert "whole numbers" in client.get("/analyses?day=x&month=2").text
 
 
 def test_api_docs_load_swagger_ui_from_the_package_not_a_cdn(client: TestClient) -> None:
@@ -264,9 +273,13 @@ def test_api_docs_load_swagger_ui_from_the_package_not_a_cdn(client: TestClient)
 
 
 def test_static_assets_come_from_the_installed_package(client: TestClient) -> None:
-    script = client.get("/static/dashboard.js")
-    assert script.status_code == 200 and "function draw" in script.text
+    script = client.get("/static/fleet.js")
+    assert script.status_code == 200 and "new EventSource" in script.text
+    assert "new uPlot" in client.get("/static/device.js").text
     assert client.get("/static/dashboard.css").status_code == 200
+    uplot = client.get("/static/vendor/uplot/uPlot.iife.min.js")
+    assert uplot.status_code == 200 and "uPlot" in uplot.text
+    assert "MIT" in client.get("/static/vendor/uplot/LICENSE").text
 
 
 def test_health_and_readiness(client: TestClient) -> None:
@@ -276,6 +289,7 @@ def test_health_and_readiness(client: TestClient) -> None:
 
 def test_home_page_escapes_what_the_database_holds(client: TestClient, repo: Repository) -> None:
     repo.name_devices({DEVICE_B: "<script>alert(1)</script>"})
-    page = client.get("/?day=<b>&month=1").text
+    page = client.get("/analyses?day=<b>&month=1").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/").text
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'value="&lt;b&gt;"' in page and "whole numbers" in page

@@ -66,56 +66,44 @@ class Deliverer:
         else:
             payload = orjson.loads(note["payload"])
             outcome = await asyncio.to_thread(self.sender, receiver, payload)
+        attempt = self.next_step(note["id"], note["attempts"] + 1, outcome)
+        await asyncio.to_thread(self.storage.record_attempt, attempt)
+        label = {DELIVERED: "delivered", FAILED: "failed", PENDING: "retry"}[attempt.state]
+        if self.observer is not None:
+            queued = (attempt.at - note["created_at"]).total_seconds()
+            self.observer.on_alert_attempt(note["receiver"], label, queued)
+        _log(note, attempt, outcome)
+
+    def next_step(self, note_id: int, attempt: int, outcome: Outcome) -> Attempt:
+        """The attempt as logged: delivered, given up, or pending with the next try's time."""
         at = self.clock()
-        attempt = note["attempts"] + 1
         if outcome.ok:
             state, next_at = DELIVERED, at
         elif not outcome.retryable or attempt >= self.config.max_attempts:
             state, next_at = FAILED, at
         else:
             state, next_at = PENDING, at + timedelta(seconds=backoff(self.config, attempt))
-        await asyncio.to_thread(
-            self.storage.record_attempt,
-            Attempt(
-                note["id"],
-                attempt,
-                at,
-                outcome.ok,
-                outcome.http_status,
-                outcome.error,
-                outcome.seconds,
-                state,
-                next_at,
-            ),
+        return Attempt(
+            note_id,
+            attempt,
+            at,
+            outcome.ok,
+            outcome.http_status,
+            outcome.error,
+            outcome.seconds,
+            state,
+            next_at,
         )
-        label = {DELIVERED: "delivered", FAILED: "failed", PENDING: "retry"}[state]
-        if self.observer is not None:
-            queued = (at - note["created_at"]).total_seconds()
-            self.observer.on_alert_attempt(note["receiver"], label, queued)
-        if state == DELIVERED:
-            log.info(
-                "alert %s (%s) delivered to %s after %d attempt(s)",
-                note["rule"],
-                note["status"],
-                note["receiver"],
-                attempt,
-            )
-        elif state == FAILED:
-            log.error(
-                "alert %s (%s) to %s given up after %d attempt(s): %s",
-                note["rule"],
-                note["status"],
-                note["receiver"],
-                attempt,
-                outcome.describe(),
-            )
-        else:
-            log.warning(
-                "alert %s (%s) to %s: attempt %d %s; next in %.0f s",
-                note["rule"],
-                note["status"],
-                note["receiver"],
-                attempt,
-                outcome.describe(),
-                (next_at - at).total_seconds(),
-            )
+
+
+def _log(note: dict[str, Any], attempt: Attempt, outcome: Outcome) -> None:
+    what = f"alert {note['rule']} ({note['status']}) to {note['receiver']}"
+    if attempt.state == DELIVERED:
+        log.info("%s delivered after %d attempt(s)", what, attempt.attempt)
+    elif attempt.state == FAILED:
+        log.error("%s given up after %d attempt(s): %s", what, attempt.attempt, outcome.describe())
+    else:
+        wait = (attempt.next_attempt_at - attempt.at).total_seconds()
+        log.warning(
+            "%s: attempt %d %s; next in %.0f s", what, attempt.attempt, outcome.describe(), wait
+        )

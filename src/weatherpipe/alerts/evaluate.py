@@ -234,25 +234,35 @@ class Evaluator:
         if windows:
             facts.flags_since = now - timedelta(minutes=max(windows))
         open_now = {(i["rule"], i["device_id"]): i for i in self.storage.open_incidents()}
-        opened: list[NewIncident] = []
-        resolved: list[tuple[int, datetime]] = []
-        notes: list[NewNotification] = []
         changed = []
         for rule in self.config.rules:
             fire = firing(rule, facts)
             new = [f for d, f in sorted(fire.items()) if (rule.name, d) not in open_now]
             gone = [i for (r, d), i in sorted(open_now.items()) if r == rule.name and d not in fire]
             changed.append((rule, new, gone))
+        opened = [
+            NewIncident(r.name, f.device_id, now, f.summary) for r, new, _ in changed for f in new
+        ]
+        resolved = [(i["id"], now) for _, _, gone in changed for i in gone]
+        rules = {r.name for r in self.config.rules}
+        # A rule taken out of the file: its incidents close without a notification.
+        resolved += [(i["id"], now) for (r, _), i in open_now.items() if r not in rules]
+        return Changes(opened, resolved, self._notifications(changed, now))
+
+    def _notifications(
+        self, changed: list[tuple[Rule, list[Firing], list[dict[str, Any]]]], now: datetime
+    ) -> list[NewNotification]:
+        """One notification per rule, status and receiver, naming the devices involved."""
         ids = {f.device_id for _, new, _ in changed for f in new}
         ids |= {i["device_id"] for _, _, gone in changed for i in gone}
-        names = self.storage.device_names(sorted(ids - {FLEET})) if ids - {FLEET} else {}
+        ids.discard(FLEET)
+        names = self.storage.device_names(sorted(ids)) if ids else {}
+        notes: list[NewNotification] = []
         for rule, new, gone in changed:
-            opened += [NewIncident(rule.name, f.device_id, now, f.summary) for f in new]
-            resolved += [(i["id"], now) for i in gone]
-            firing_alerts = [
+            fired = [
                 alert_entry(f.device_id, names, "firing", f.summary, now, f.since) for f in new
             ]
-            resolved_alerts = [
+            cleared = [
                 alert_entry(
                     i["device_id"],
                     names,
@@ -263,13 +273,10 @@ class Evaluator:
                 )
                 for i in gone
             ]
-            for status, alerts in (("firing", firing_alerts), ("resolved", resolved_alerts)):
+            for status, alerts in (("firing", fired), ("resolved", cleared)):
                 if alerts:
                     notes += self._notify(rule, status, alerts, now)
-        rules = {r.name for r in self.config.rules}
-        # A rule taken out of the file: its incidents close without a notification.
-        resolved += [(i["id"], now) for (r, _), i in open_now.items() if r not in rules]
-        return Changes(opened, resolved, notes)
+        return notes
 
     def _notify(
         self, rule: Rule, status: str, alerts: list[dict[str, Any]], now: datetime

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from weatherpipe.errors import ConfigError
 
@@ -27,9 +35,16 @@ class Receiver(Strict):
     name: Name
     type: Literal["webhook", "slack", "alertmanager"]
     # webhook, slack: the URL posted to; alertmanager: its base URL (…/api/v2/alerts is added).
-    url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    url: str
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: Seconds = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+\S*", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
 
 class RuleBase(Strict):

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import orjson
 from anyio import CapacityLimiter
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Decimals each number is answered with: temperatures to the sensors' resolution (0.01 °C, as
 # `weatherpipe query` and the dashboard show them), so a mean or a float column's binary
@@ -34,6 +35,7 @@ DECIMALS = {
     "longitude": 6,
 }
 MAX_KEYS = 256
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 T = TypeVar("T")
 
 
@@ -71,6 +73,13 @@ class AnswerCache:
         self.limiter = CapacityLimiter(max(1, workers))
         self._answers: dict[Hashable, tuple[float, bytes]] = {}
         self._pending: dict[Hashable, asyncio.Future[bytes]] = {}
+        self._generation = 0  # bumped by clear(): older computations are not kept
+
+    def clear(self) -> None:
+        """Forget every answer, and every computation under way for later callers."""
+        self._generation += 1
+        self._answers.clear()
+        self._pending.clear()
 
     async def run(self, work: Callable[[], T]) -> T:
         """`work` (blocking database work) in a thread, `workers` at most at once."""
@@ -90,12 +99,14 @@ class AnswerCache:
         return await asyncio.shield(pending)
 
     async def _compute(self, key: Hashable, compute: Callable[[], bytes]) -> bytes:
-        started = self.clock()
+        started, generation = self.clock(), self._generation
         try:
             body = await self.run(compute)
         finally:
-            del self._pending[key]
-        self._keep(key, started + self.ttl, body)
+            if generation == self._generation:
+                del self._pending[key]
+        if generation == self._generation:
+            self._keep(key, started + self.ttl, body)
         return body
 
     def _keep(self, key: Hashable, expires: float, body: bytes) -> None:
@@ -111,3 +122,21 @@ def pool_size(repo: Any) -> int:
     """Connections the repository's pool keeps open (5 unless its engine says otherwise)."""
     size = getattr(repo.engine.pool, "size", None)
     return int(size()) if callable(size) else 5
+
+
+class WritesClearAnswers:
+    """ASGI middleware: once a request that may write (any method but GET, HEAD, OPTIONS)
+    is answered, the cache is emptied, so whoever changes something through this API (renames
+    a device, posts a reading) reads the change back at once. Writes by other processes
+    (ingest, detection) show within the cache's seconds."""
+
+    def __init__(self, app: ASGIApp, answers: AnswerCache) -> None:
+        self.app = app
+        self.answers = answers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope["type"] == "http" and scope["method"] not in READ_METHODS:
+                self.answers.clear()

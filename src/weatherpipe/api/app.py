@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from weatherpipe import __version__
 from weatherpipe.api import admin, alerts, dashboard, fleet, login, routes, schema, telemetry
-from weatherpipe.api.answers import AnswerCache, pool_size
+from weatherpipe.api.answers import AnswerCache, WritesClearAnswers, pool_size
 from weatherpipe.api.timing import RequestTimer
 from weatherpipe.bus.base import Bus
 from weatherpipe.config import Settings
@@ -65,6 +65,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.get("/docs", include_in_schema=False)(_docs)
     _add_error_handlers(app)
+    app.add_middleware(WritesClearAnswers, answers=app.state.answers)
     app.add_middleware(RequestTimer, metrics=metrics)
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app.state.api_token = token

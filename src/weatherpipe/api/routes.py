@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from weatherpipe import export
 from weatherpipe.api.answers import AnswerCache, json_body, tidy
+from weatherpipe.api.marks import grouped
 from weatherpipe.api.schemas import (
     Device,
     DeviceAnomalies,
@@ -48,6 +49,9 @@ RAW_SPAN, MINUTE_SPAN, HOUR_SPAN = timedelta(hours=6), timedelta(days=8), timede
 # `auto` keeps a chart under ~1,800 points and each answer cheap: raw up to 30 minutes, minute
 # rollups up to 6 hours, hours (folded from at most 4,320 minute rows in SQL) up to 3 days, daily
 # rollups beyond.
+# Flagged readings a series answer reads: each one a mark at raw resolution; at longer ones
+# grouped into a mark per bucket, so more can be read.
+MARKS, GROUPED_MARKS = 500, 20_000
 Resolution = Literal["auto", "raw", "minute", "hour", "day"]
 AUTO: tuple[tuple[timedelta, Resolution], ...] = (
     (timedelta(minutes=30), "raw"),
@@ -78,6 +82,12 @@ async def shared(request: Request, key: Hashable, rows: Callable[[], list[Any]])
     return Response(body, media_type="application/json")
 
 
+def named(repo: Repository, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each analysis row with its device's name from the registry (null where it has none)."""
+    names = repo.device_names([row["device_id"] for row in rows]) if rows else {}
+    return [{"device_id": r["device_id"], "name": names.get(r["device_id"]), **r} for r in rows]
+
+
 def utc(name: str, value: datetime | None) -> datetime | None:
     """An RFC 3339 time as aware UTC, or a 422 naming the parameter."""
     if value is None:
@@ -104,14 +114,14 @@ async def list_devices(request: Request) -> Response:
 async def max_temperature(request: Request) -> Response:
     """Maximum temperature per device (the original `devicemax.sql`)."""
     repo = repo_of(request)
-    return await shared(request, "devicemax", lambda: repo.analysis("devicemax"))
+    return await shared(request, "devicemax", lambda: named(repo, repo.analysis("devicemax")))
 
 
 @router.get("/api/v1/stats/counts", response_model=list[DeviceCount], tags=["analyses"])
 async def counts(request: Request) -> Response:
     """Readings stored per device (the original `devicedata.sql`)."""
     repo = repo_of(request)
-    return await shared(request, "devicedata", lambda: repo.analysis("devicedata"))
+    return await shared(request, "devicedata", lambda: named(repo, repo.analysis("devicedata")))
 
 
 @router.get("/api/v1/stats/daily-max", response_model=list[DeviceMax], tags=["analyses"])
@@ -130,7 +140,7 @@ async def daily_max(
     return await shared(
         request,
         ("daymax", day, month, year),
-        lambda: repo.analysis("daymax", day=day, month=month, year=year),
+        lambda: named(repo, repo.analysis("daymax", day=day, month=month, year=year)),
     )
 
 
@@ -146,7 +156,9 @@ async def anomalies(
     with the anomalous readings themselves."""
     repo, device = repo_of(request), device_id.lower() if device_id else None
     return await shared(
-        request, ("anomalies", minutes, device), lambda: anomalies_per_device(repo, minutes, device)
+        request,
+        ("anomalies", minutes, device),
+        lambda: named(repo, anomalies_per_device(repo, minutes, device)),
     )
 
 
@@ -268,7 +280,8 @@ def series(
     if resolution == "hour" and span > HOUR_SPAN:
         raise InvalidParameter("resolution=hour covers at most 400 days; use day")
     device = device_id.lower()
-    points, marks = repo_of(request).chart(device, start, end, resolution)
+    limit = MARKS if resolution == "raw" else GROUPED_MARKS
+    points, marks = repo_of(request).chart(device, start, end, resolution, limit)
     return fast_json(
         {
             "device_id": device,
@@ -276,7 +289,7 @@ def series(
             "start": start,
             "end": end,
             "points": tidy(points),
-            "anomalies": tidy(marks),
+            "anomalies": tidy(grouped(marks, resolution)),
         }
     )
 

@@ -17,11 +17,17 @@ SEVERITY = "How bad the anomaly is; null unless the reading starts an anomaly."
 
 class DeviceCount(BaseModel):
     device_id: str = Field(examples=["6b4fa32e-a7f5-4ec2-8820-6581468ef36b"])
+    name: str | None = Field(
+        default=None, description="The device's name in the registry.", examples=["Greenhouse"]
+    )
     count: int = Field(examples=[86400])
 
 
 class DeviceMax(BaseModel):
     device_id: str = Field(examples=["6b4fa32e-a7f5-4ec2-8820-6581468ef36b"])
+    name: str | None = Field(
+        default=None, description="The device's name in the registry.", examples=["Greenhouse"]
+    )
     max_temperature: float | None = Field(examples=[24.31])
 
 
@@ -110,6 +116,9 @@ class ReadingOut(BaseModel):
 
 class DeviceAnomalies(BaseModel):
     device_id: str = Field(examples=[DEVICE])
+    name: str | None = Field(
+        default=None, description="The device's name in the registry.", examples=["Greenhouse"]
+    )
     count: int = Field(description="Anomalous readings in the window.", examples=[2])
     readings: list[ReadingOut] = Field(description="The anomalous readings, newest first.")
 
@@ -123,7 +132,15 @@ class SeriesPoint(BaseModel):
 
 
 class SeriesAnomaly(BaseModel):
-    ts: datetime
+    ts: datetime = Field(
+        description="The flagged reading's time; at minute, hour or day resolution the start of "
+        "the bucket (the series point) its group belongs to."
+    )
+    count: int = Field(
+        1,
+        description="Flagged readings this mark stands for; past raw resolution a mark is "
+        "the worst (highest severity, then score) of its bucket's flags.",
+    )
     temperature: float
     anomaly_score: float | None
     detector: str | None

@@ -32,6 +32,7 @@ class FleetQuery:
     sort: Sort = "name"
     order: Order = "asc"
     detector: str = "default"
+    device_id: str | None = None  # only this device (the device page)
 
 
 class FleetReads(Protocol):
@@ -39,38 +40,47 @@ class FleetReads(Protocol):
 
     def fleet_page(self, query: FleetQuery, now: datetime) -> dict[str, Any]: ...
 
+    def fleet_totals(self, detector: str, now: datetime) -> dict[str, int]: ...
+
     def detection_progress(self, detector: str) -> dict[str, Any]: ...
 
 
 class FleetStore(Store):
     def fleet_page(self, query: FleetQuery, now: datetime) -> dict[str, Any]:
-        """One page of devices, how many devices match, and the whole fleet's totals, read in
-        one transaction. Costs one pass over the devices table and one over the last 24 hours'
-        flagged readings, whatever the page; the last reading and the worst anomaly are looked
-        up for the page's devices only."""
+        """One page of devices and how many devices match, read in one transaction.
+
+        The page's ids are sorted and cut from the devices table alone (with the last 24
+        hours' flag counts when sorting by anomalies); every other figure (detection state,
+        flag counts, last temperature, worst flag) is looked up for those ids only, so a page
+        costs about the same at 3 devices or 10,000."""
         day, half_hour = naive_utc(now - timedelta(days=1)), naive_utc(now - timedelta(minutes=30))
-        flags = _flag_counts(day, half_hour)
-        page = _page(query, flags)
-        matching = select(func.count()).select_from(devices).where(_search(query.q))
-        totals = _totals(query.detector, flags, naive_utc(now - SILENT_AFTER))
+        page = _page_ids(query, _flag_counts(day, half_hour))
+        matching = select(func.count()).select_from(devices).where(_search(query))
 
         def work(conn: Connection) -> dict[str, Any]:
-            rows = [dict(row) for row in conn.execute(page).mappings()]
-            ids = [row["id"] for row in rows]
+            ids = list(conn.execute(page).scalars())
+            if not ids:
+                return {"rows": [], "last": {}, "worst": [], "total": _count(conn, matching)}
+            details = _details(ids, query.detector, _flag_counts(day, half_hour, ids))
+            found = {row["id"]: dict(row) for row in conn.execute(details).mappings()}
             return {
-                "rows": rows,
-                "last": _last_temperatures(conn, ids) if ids else {},
-                "worst": _flagged_of(conn, ids, day) if ids else [],
-                "total": int(conn.execute(matching).scalar() or 0),
-                "fleet": dict(conn.execute(totals).mappings().one()),
+                "rows": [found[i] for i in ids],
+                "last": _last_temperatures(conn, ids),
+                "worst": _flagged_of(conn, ids, day),
+                "total": _count(conn, matching),
             }
 
         found = self.db.run(work)
-        return {
-            "total": found["total"],
-            "devices": _devices(found, naive_utc(now), half_hour),
-            "fleet": {key: int(value or 0) for key, value in found["fleet"].items()},
-        }
+        return {"total": found["total"], "devices": _devices(found, naive_utc(now), half_hour)}
+
+    def fleet_totals(self, detector: str, now: datetime) -> dict[str, int]:
+        """The whole fleet's counts: devices reporting, silent, never seen, where detection
+        stands on them, and their flags in the last 30 minutes and 24 hours."""
+        day, half_hour = naive_utc(now - timedelta(days=1)), naive_utc(now - timedelta(minutes=30))
+        flags = _flag_counts(day, half_hour)
+        query = _totals(detector, flags, naive_utc(now - SILENT_AFTER))
+        row = self.db.run(lambda conn: dict(conn.execute(query).mappings().one()))
+        return {key: int(value or 0) for key, value in row.items()}
 
     def detection_progress(self, detector: str) -> dict[str, Any]:
         """Where `detector` stands: devices it has state for, how many still warm up, its
@@ -99,11 +109,11 @@ class FleetStore(Store):
         }
 
 
-def _flag_counts(day: datetime, half_hour: datetime) -> Any:
-    """Flagged readings per device in the last 24 hours and the last 30 minutes (the
-    (is_anomaly, ts) index finds them)."""
+def _flag_counts(day: datetime, half_hour: datetime, ids: list[str] | None = None) -> Any:
+    """Flagged readings per device (of `ids`, or all) in the last 24 hours and the last 30
+    minutes (the (is_anomaly, ts) index finds them)."""
     r = readings.c
-    return (
+    query = (
         select(
             r.device_id,
             func.count().label("day"),
@@ -111,34 +121,56 @@ def _flag_counts(day: datetime, half_hour: datetime) -> Any:
         )
         .where(r.is_anomaly == FLAGGED, r.ts >= day)
         .group_by(r.device_id)
-        .subquery("flags")
     )
+    if ids is not None:
+        query = query.where(r.device_id.in_(ids))
+    return query.subquery("flags")
 
 
-def _search(q: str) -> Any:
+def _count(conn: Connection, query: Any) -> int:
+    return int(conn.execute(query).scalar() or 0)
+
+
+def _search(query: FleetQuery) -> Any:
     """Devices whose name or id contains `q`, ignoring case (`%` and `_` taken literally)."""
-    if not q:
+    if query.device_id is not None:
+        return devices.c.id == query.device_id
+    if not query.q:
         return literal(True)
     return or_(
-        devices.c.name.icontains(q, autoescape=True),
-        devices.c.id.icontains(q, autoescape=True),
+        devices.c.name.icontains(query.q, autoescape=True),
+        devices.c.id.icontains(query.q, autoescape=True),
     )
 
 
-def _page(query: FleetQuery, flags: Any) -> Select[Any]:
-    d, ds = devices.c, detector_state.c
-    half_hour = func.coalesce(flags.c.half_hour, 0)
-    day = func.coalesce(flags.c.day, 0)
+def _page_ids(query: FleetQuery, flags: Any) -> Select[Any]:
+    """The ids of the page's devices, in the page's order (ties by id)."""
+    d = devices.c
     never = case((d.last_seen.is_(None), 1), else_=0)  # devices that never sent go last
     keys: dict[str, list[Any]] = {
         "name": [func.lower(func.coalesce(d.name, d.id))],
         "last_seen": [never, d.last_seen],
-        "anomalies": [half_hour, day],
+        "anomalies": [func.coalesce(flags.c.half_hour, 0), func.coalesce(flags.c.day, 0)],
         "silence": [never, d.last_seen],
     }
     # Silence grows as last_seen falls: its ascending order is last_seen's descending.
     descending = (query.order == "desc") != (query.sort == "silence")
     order = [k.desc() if descending and k is not never else k for k in keys[query.sort]]
+    ids = select(d.id).select_from(devices)
+    if query.sort == "anomalies":
+        ids = ids.outerjoin(flags, flags.c.device_id == d.id)
+    return (
+        ids.where(_search(query))
+        .order_by(*order, d.id)
+        .limit(query.per_page)
+        .offset((query.page - 1) * query.per_page)
+    )
+
+
+def _details(ids: list[str], detector: str, flags: Any) -> Select[Any]:
+    """What the page shows of each of `ids`, from the devices table, their flag counts and
+    their detector state."""
+    d, ds = devices.c, detector_state.c
     return (
         select(
             d.id,
@@ -148,17 +180,14 @@ def _page(query: FleetQuery, flags: Any) -> Select[Any]:
             d.first_seen,
             d.last_seen,
             d.enabled,
-            half_hour.label("anomalies_30m"),
-            day.label("anomalies_24h"),
+            func.coalesce(flags.c.half_hour, 0).label("anomalies_30m"),
+            func.coalesce(flags.c.day, 0).label("anomalies_24h"),
             ds.device_id.label("detected"),
             ds.warming_up,
         )
         .outerjoin(flags, flags.c.device_id == d.id)
-        .outerjoin(detector_state, and_(ds.device_id == d.id, ds.detector == query.detector))
-        .where(_search(query.q))
-        .order_by(*order, d.id)
-        .limit(query.per_page)
-        .offset((query.page - 1) * query.per_page)
+        .outerjoin(detector_state, and_(ds.device_id == d.id, ds.detector == detector))
+        .where(d.id.in_(ids))
     )
 
 

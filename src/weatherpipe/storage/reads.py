@@ -46,7 +46,7 @@ class Reads(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def chart(
-        self, device_id: str, start: datetime, end: datetime, resolution: str
+        self, device_id: str, start: datetime, end: datetime, resolution: str, marks: int = 500
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]: ...
 
     def totals(self) -> dict[str, int]: ...
@@ -162,17 +162,17 @@ class ReadStore(Store):
         return self.db.rows(query)[0]
 
     def chart(
-        self, device_id: str, start: datetime, end: datetime, resolution: str
+        self, device_id: str, start: datetime, end: datetime, resolution: str, marks: int = 500
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """A device's temperature from `start` to `end` as points of `ts, n, t_min, t_max,
         t_mean` (raw readings, minute rollups, hours folded from them, or daily rollups: every
         bucket that overlaps the range) and its flagged readings there (the chart marks them),
-        read in one transaction."""
-        points, marks = self.db.rows(
+        read in one transaction: the first `marks` of them."""
+        points, flagged = self.db.rows(
             self._series_query(device_id, start, end, resolution),
-            self._anomalies_query(device_id, start, end, 500),
+            self._anomalies_query(device_id, start, end, marks),
         )
-        return _points(points), marks
+        return _points(points), flagged
 
     def totals(self) -> dict[str, int]:
         def work(conn: Connection) -> dict[str, int]:
