@@ -18,10 +18,6 @@ if TYPE_CHECKING:
     from weatherpipe.config import Settings
 
 log = logging.getLogger(__name__)
-# After a batch, the pruner rests at least this many times as long as the batch took: it works
-# a quarter of the time at most, however fast or slow the database is (a fixed pause alone let
-# PostgreSQL's quick deletes take 17% of ingest's rate in `bench prune-ingest-postgresql`).
-REST_PER_WORK = 3.0
 # Called after each batch with the table's name and the rows it deleted (or would delete).
 OnBatch = Callable[[str, int], None]
 
@@ -35,6 +31,10 @@ class Policy:
     dead_letter_days: int = 14
     batch_rows: int = 2000
     pause_seconds: float = 0.1
+    # After a batch, rest at least this many times as long as it took: with 3, the pruner works
+    # a quarter of the time at most, however fast or slow the database is (a fixed pause alone
+    # let PostgreSQL's quick deletes take 17% of ingest's rate in bench prune-ingest-postgresql).
+    rest_per_work: float = 3.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -44,6 +44,7 @@ class Policy:
             dead_letter_days=settings.dead_letter_retention_days,
             batch_rows=settings.prune_batch,
             pause_seconds=settings.prune_pause,
+            rest_per_work=settings.prune_rest,
         )
 
     def cutoffs(self, now: datetime) -> dict[str, datetime]:
@@ -90,7 +91,7 @@ class PruneReport:
 class Pruner:
     """Deletes what the policy no longer keeps, oldest first: per device for readings and
     minute rollups, in batches of `batch_rows`, each its own transaction, and after every batch
-    that deleted something a pause of `pause_seconds` or REST_PER_WORK times the batch's own
+    that deleted something a pause of `pause_seconds` or `rest_per_work` times the batch's own
     time, whichever is longer (the locks, CPU and I/O go back to ingest)."""
 
     def __init__(self, store: Retention, policy: Policy, on_batch: OnBatch | None = None) -> None:
@@ -144,7 +145,7 @@ class Pruner:
             report.batches += 1
             self._record(report, table, deleted)
             if deleted:
-                await pause(max(self.policy.pause_seconds, REST_PER_WORK * took), stop)
+                await pause(max(self.policy.pause_seconds, self.policy.rest_per_work * took), stop)
             if deleted < limit:
                 return
 
