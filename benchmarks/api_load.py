@@ -272,17 +272,15 @@ def _answers(url: str, children: Processes) -> Any:
     return probe
 
 
-def settle(api: str, quick_ms: float = 50.0, timeout: float = 120.0) -> None:
+def settle(api: str, quick_ms: float = 100.0, timeout: float = 60.0) -> None:
     """Wait until /healthz answers within `quick_ms` twice in a row (the server is idle)."""
     import httpx
 
     deadline, quick = time.monotonic() + timeout, 0
     while quick < 2 and time.monotonic() < deadline:
         started = time.perf_counter()
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             httpx.get(f"{api}/healthz", timeout=timeout)
-        except httpx.HTTPError:
-            pass
         quick = quick + 1 if (time.perf_counter() - started) * 1000 < quick_ms else 0
         time.sleep(0.2)
 
