@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from weatherpipe.bus import create_bus
 from weatherpipe.cli import app
-from weatherpipe.deadletters import listing, preview, replay
+from weatherpipe.deadletters import REPLAY_OF, listing, preview, replay
 from weatherpipe.ingest.worker import IngestWorker
 from weatherpipe.reading import encode
 from weatherpipe.signing import DeviceKeys, Signer, Verifier
@@ -109,3 +110,45 @@ def test_the_cli_refuses_to_replay_onto_the_in_process_bus(sqlite_url: str) -> N
     )
     assert result.exit_code != 0
     assert "memory:// lives inside one process" in str(result.exception)
+
+
+def test_a_replay_still_refused_on_mqtt_is_a_new_dead_letter(repo: Repository) -> None:
+    """MQTT has no message ids, so a dead letter's key is its message's attributes and bytes;
+    the replay's own attribute keeps a still-bad replay from passing for a redelivery."""
+    from tests.bus.conftest import MQTT_URL, require_server
+
+    require_server("Mosquitto", MQTT_URL)
+    name = f"wp_replay_{uuid.uuid4().hex[:10]}"
+
+    async def ingest(expected: int) -> None:
+        async with create_bus(MQTT_URL, name, f"{name}_sub") as bus:
+            worker = IngestWorker(bus, repo, batch_seconds=0.05)
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(stop))
+            deadline = time.monotonic() + 30
+            while worker.stats.received < expected:
+                assert time.monotonic() < deadline, f"received {worker.stats.received}"
+                assert not task.done(), task
+                await asyncio.sleep(0.01)
+            stop.set()
+            await task
+
+    async def publish_bad() -> None:
+        async with create_bus(MQTT_URL, name, f"{name}_sub") as bus:
+            await bus.setup()
+            await bus.publish(b"still not json", {"origin": "test"})
+
+    async def replay_all() -> int:
+        async with create_bus(MQTT_URL, name, f"{name}_sub") as bus:
+            return (await replay(bus, repo)).replayed
+
+    asyncio.run(publish_bad())
+    asyncio.run(ingest(1))
+    assert asyncio.run(replay_all()) == 1
+    asyncio.run(ingest(1))
+    rows = repo.dead_letters(limit=10, pending_only=False)
+    assert [(r["data"], r["replayed_at"] is None) for r in rows] == [
+        (b"still not json", False),
+        (b"still not json", True),
+    ]
+    assert rows[1]["attributes"] == {"origin": "test", REPLAY_OF: str(rows[0]["id"])}

@@ -13,6 +13,10 @@ from weatherpipe.storage.deadletters import DeadLetters
 log = logging.getLogger(__name__)
 PREVIEW_BYTES = 80
 REPLAY_PAGE = 1000
+# Set on a replayed message: the dead letter it replays. Where a bus has no message ids (MQTT)
+# the dead-letter key is made of attributes and bytes, and a replay still refused must not
+# look like a redelivery of the first refusal.
+REPLAY_OF = "weatherpipe-replay-of"
 
 
 def preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
@@ -68,14 +72,19 @@ async def replay(bus: Bus, repo: DeadLetters, ids: Sequence[int] | None = None) 
 
     Marked only after the broker accepted them: a crash in between replays them once more,
     which the (device_id, ts) key makes harmless. A message that is still bad comes back as a
-    new dead letter with a fresh reason.
+    new dead letter with a fresh reason (and a REPLAY_OF attribute naming the old one).
     """
     stats = ReplayStats()
     for page in _pages(repo, ids):
-        await bus.publish_many([(row["data"], row["attributes"] or None) for row in page])
+        await bus.publish_many([(row["data"], _replayed(row)) for row in page])
         repo.mark_replayed([row["id"] for row in page])
         stats.replayed += len(page)
         log.info("replayed %d dead letters (up to id %d)", len(page), page[-1]["id"])
     if ids is not None:
         stats.missing = len(set(ids)) - stats.replayed
     return stats
+
+
+def _replayed(row: dict[str, Any]) -> dict[str, str]:
+    """The attributes a dead letter is replayed with: its own, and which dead letter it is."""
+    return {**(row["attributes"] or {}), REPLAY_OF: str(row["id"])}

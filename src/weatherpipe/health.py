@@ -29,11 +29,14 @@ class HealthReads(Protocol):
 
     def detection_progress(self, detector: str) -> dict[str, Any]: ...
 
+    def fleet_totals(self, detector: str, now: datetime) -> dict[str, int]: ...
+
 
 class HealthSampler:
-    """The newest health sample, refreshed when older than `every` seconds; the ingest rate
-    comes from successive samples of the database's stored total (what Prometheus's rate()
-    does with weatherpipe_database_stored)."""
+    """The newest sample of the pipeline's health and the fleet's totals (`{"health": ...,
+    "fleet": ...}`), refreshed when older than `every` seconds. The ingest rate comes from
+    successive samples of the database's stored total (what Prometheus's rate() does with
+    weatherpipe_database_stored)."""
 
     def __init__(
         self,
@@ -56,7 +59,7 @@ class HealthSampler:
         self._lock = threading.Lock()
 
     async def current(self) -> dict[str, Any]:
-        """The health now, at most `every` seconds old."""
+        """The sample, at most `every` seconds old."""
         if self._latest is not None and self.clock() - self._taken < self.every:
             return self._latest
         lag, note = await self._lag()
@@ -80,8 +83,9 @@ class HealthSampler:
                 return self._latest
             totals = self.repo.totals()
             detection = self.repo.detection_progress(self.detector)
-            self._latest = {
-                "sampled_at": datetime.now(UTC),
+            sampled = datetime.now(UTC)
+            health = {
+                "sampled_at": sampled,
                 "ingest_rate": self._rate(now, totals["stored"]),
                 "stored": totals["stored"],
                 "anomalies": totals["anomalies"],
@@ -91,6 +95,8 @@ class HealthSampler:
                 "lag_note": lag_note,
                 "detection": {"detector": self.detector, **detection, **_behind(detection)},
             }
+            fleet = self.repo.fleet_totals(self.detector, sampled)
+            self._latest = {"health": health, "fleet": fleet}
             self._taken = now
             return self._latest
 

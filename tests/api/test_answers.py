@@ -168,7 +168,7 @@ def test_a_fleet_analysis_is_shared_for_a_second_and_fresh_with_the_cache_off(
         noisy.store_batch(series([20.0], DEVICE_A, start=later))
         assert cached.get("/api/v1/stats/counts").json() == before
         assert uncached.get("/api/v1/stats/counts").json() == [
-            {"device_id": DEVICE_A, "count": before[0]["count"] + 1}
+            {"device_id": DEVICE_A, "name": None, "count": before[0]["count"] + 1}
         ]
 
 

@@ -224,3 +224,25 @@ def test_a_bus_says_truly_whether_another_process_reaches_its_topic(
                 assert await bus.pull(10, timeout=1.0) == []
 
     run(scenario())
+
+
+def test_a_message_keeps_its_id_when_redelivered_and_no_two_messages_share_one(
+    bus_factory: BusFactory,
+) -> None:
+    """The id that keys a dead letter: equal bytes in two messages are two ids, and a message
+    handed back comes again with its own. MQTT has no such id (None)."""
+
+    async def scenario() -> None:
+        async with bus_factory() as bus:
+            await bus.publish_many([(b"same", None), (b"same", None), (b"other", None)])
+            first = await pull_until(bus, 3, ack=False)
+            await bus.nack(first)
+            again = await pull_until(bus, 3)
+        ids = [m.id for m in first]
+        if bus.scheme == "mqtt":
+            assert ids == [None, None, None]
+            return
+        assert None not in ids and len(set(ids)) == 3
+        assert {m.id for m in again} == set(ids)
+
+    run(scenario())

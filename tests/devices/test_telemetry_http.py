@@ -40,6 +40,10 @@ def test_curl_with_only_a_token_gets_a_named_devices_reading_stored(api: Api) ->
     assert device["name"] == "Greenhouse"
     assert (device["latitude"], device["longitude"]) == (52.5, 13.4)  # from the registry
     assert device["count"] == 1
+    # The analyses name it too.
+    for path in ("/api/v1/stats/counts", "/api/v1/stats/max-temperature"):
+        rows = {r["device_id"]: r for r in api.admin.get(path).json()}
+        assert rows["greenhouse-01"]["name"] == "Greenhouse", path
 
 
 def test_a_retried_reading_is_stored_once(api: Api) -> None:
@@ -99,6 +103,23 @@ def test_bad_readings_in_a_batch_are_dead_lettered_with_reasons(api: Api) -> Non
     assert "over the 65536-byte limit" in reasons[6]
     letters = api.dead_letters()[before:]
     assert sorted(reason for _, reason in letters) == sorted(reasons.values())
+
+
+def test_dead_letters_are_keyed_per_request_and_position(api: Api) -> None:
+    """Two equal bad items, and the same request sent again: four dead letters, four keys
+    (the server cannot tell a client's retry from a second message; docs/reliability.md)."""
+    token = api.token_of("keyed-1", latitude=0.0, longitude=0.0)
+    before = len(api.dead_letters())
+    for _ in range(2):
+        answer = httpx.post(
+            f"{api.url}/api/v1/telemetry",
+            json=[7, 7, {"temperature": 1.0}],
+            headers={"X-Device-Token": token},
+        )
+        assert answer.json()["dead_lettered"] == 2, answer.text
+    with sqlite3.connect(api.db) as conn:
+        keys = [k for (k,) in conn.execute("SELECT message_key FROM dead_letters ORDER BY id")]
+    assert len(keys) == before + 4 and len(set(keys[before:])) == 4 and None not in keys
 
 
 def test_credentials_are_checked(api: Api) -> None:

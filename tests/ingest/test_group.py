@@ -187,3 +187,20 @@ def test_with_the_database_down_every_request_of_a_group_hears_nothing_was_store
     assert time.monotonic() - started < SECONDS
     assert down.writes >= 1
     assert total(sqlite_repo, "SELECT COUNT(*) FROM readings") == 0
+
+
+def test_a_bad_reading_in_a_group_is_dead_lettered_and_told_to_its_request(
+    sqlite_repo: Repository,
+) -> None:
+    held = Held(sqlite_repo)
+    writer = GroupWriter(IngestWorker(None, held))
+    bad = Message(b'{"temperature": "hot"}', {"via": "test"})
+    rest = [[message(make_reading(DEVICE_B, seconds=1))], [bad], [message(make_reading(DEVICE_B))]]
+    answers = asyncio.run(
+        behind_a_held_write(held, writer, [message(make_reading(DEVICE_A))], rest)
+    )
+    assert held.writes == [1, 3]  # the dead letter went into the group's transaction
+    assert [counts(a) for a in answers] == [(1, 0, 0), (1, 0, 0), (0, 0, 1), (1, 0, 0)]
+    assert [len(a.batch.dead) for a in answers] == [0, 0, 1, 0]
+    (letter,) = sqlite_repo.dead_letters()
+    assert letter["data"] == bad.data

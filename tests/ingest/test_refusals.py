@@ -10,6 +10,7 @@ from weatherpipe.ingest.refusals import (
     MAX_ATTRIBUTES_BYTES,
     MAX_DATA_BYTES,
     MAX_REASON_CHARS,
+    bare,
     dead_letter,
 )
 
@@ -54,3 +55,28 @@ def test_a_huge_body_keeps_its_first_mebibyte_and_says_so() -> None:
 def test_a_long_reason_is_cut_to_its_column() -> None:
     letter = dead_letter(Message(b"x"), "because " * 200)
     assert len(letter.reason) == MAX_REASON_CHARS and letter.reason.endswith("...")
+
+
+def test_a_dead_letter_is_keyed_by_the_brokers_message_id_whatever_its_bytes() -> None:
+    first = dead_letter(Message(b"{", {}, "handle-1", "nats:S:7:1733"), "not JSON")
+    again = dead_letter(Message(b"{", {}, "handle-2", "nats:S:7:1733"), "refused by the database")
+    twin = dead_letter(Message(b"{", {}, "handle-3", "nats:S:8:1734"), "not JSON")
+    assert first.key == again.key  # a redelivery: other handle, maybe another reason
+    assert twin.key != first.key  # the same bytes in another message are another dead letter
+    assert first.key is not None and len(first.key) == 32
+
+
+def test_without_a_message_id_the_key_is_the_attributes_and_bytes() -> None:
+    """MQTT's fallback: a redelivery has the same key; so does a byte-identical message."""
+    key = dead_letter(Message(b"{", {"topic_device": "d1"}), "not JSON").key
+    assert dead_letter(Message(b"{", {"topic_device": "d1"}), "ts is ahead of now").key == key
+    assert dead_letter(Message(b"{", {"topic_device": "d2"}), "not JSON").key != key
+    assert dead_letter(Message(b"{ ", {"topic_device": "d1"}), "not JSON").key != key
+    assert dead_letter(Message(b"{"), "not JSON").key != key
+    lone = dead_letter(Message(b"{", {"k": "\udcff"}), "bad")  # a lone surrogate still hashes
+    assert lone.key is not None
+
+
+def test_a_bare_dead_letter_keeps_its_key() -> None:
+    letter = dead_letter(Message(b"x" * 100_000, {"h": "v"}, None, "memory:abc:1"), "bad")
+    assert bare(letter, "refused").key == letter.key

@@ -52,10 +52,11 @@ def sampler_of(request: Request) -> HealthSampler:
 
 
 async def fleet_answer(request: Request, query: FleetQuery) -> dict[str, Any]:
-    """The page, the totals and the health, as GET /api/v1/fleet answers them."""
+    """The page, the totals and the health, as GET /api/v1/fleet answers them (the totals and
+    the health from the app's sampler: at most a few seconds old, shared by every caller)."""
     repo: FleetReads = request.app.state.repo
     now = datetime.now(UTC)
-    health = await sampler_of(request).current()
+    sample = await sampler_of(request).current()
     found = await asyncio.to_thread(repo.fleet_page, query, now)
     return {
         "generated_at": now,
@@ -67,8 +68,8 @@ async def fleet_answer(request: Request, query: FleetQuery) -> dict[str, Any]:
         "sort": query.sort,
         "order": query.order,
         "devices": found["devices"],
-        "fleet": found["fleet"],
-        "health": health,
+        "fleet": sample["fleet"],
+        "health": sample["health"],
     }
 
 

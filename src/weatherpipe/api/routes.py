@@ -82,6 +82,12 @@ async def shared(request: Request, key: Hashable, rows: Callable[[], list[Any]])
     return Response(body, media_type="application/json")
 
 
+def named(repo: Repository, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each analysis row with its device's name from the registry (null where it has none)."""
+    names = repo.device_names([row["device_id"] for row in rows]) if rows else {}
+    return [{"device_id": r["device_id"], "name": names.get(r["device_id"]), **r} for r in rows]
+
+
 def utc(name: str, value: datetime | None) -> datetime | None:
     """An RFC 3339 time as aware UTC, or a 422 naming the parameter."""
     if value is None:
@@ -108,14 +114,14 @@ async def list_devices(request: Request) -> Response:
 async def max_temperature(request: Request) -> Response:
     """Maximum temperature per device (the original `devicemax.sql`)."""
     repo = repo_of(request)
-    return await shared(request, "devicemax", lambda: repo.analysis("devicemax"))
+    return await shared(request, "devicemax", lambda: named(repo, repo.analysis("devicemax")))
 
 
 @router.get("/api/v1/stats/counts", response_model=list[DeviceCount], tags=["analyses"])
 async def counts(request: Request) -> Response:
     """Readings stored per device (the original `devicedata.sql`)."""
     repo = repo_of(request)
-    return await shared(request, "devicedata", lambda: repo.analysis("devicedata"))
+    return await shared(request, "devicedata", lambda: named(repo, repo.analysis("devicedata")))
 
 
 @router.get("/api/v1/stats/daily-max", response_model=list[DeviceMax], tags=["analyses"])
@@ -134,7 +140,7 @@ async def daily_max(
     return await shared(
         request,
         ("daymax", day, month, year),
-        lambda: repo.analysis("daymax", day=day, month=month, year=year),
+        lambda: named(repo, repo.analysis("daymax", day=day, month=month, year=year)),
     )
 
 
@@ -150,7 +156,9 @@ async def anomalies(
     with the anomalous readings themselves."""
     repo, device = repo_of(request), device_id.lower() if device_id else None
     return await shared(
-        request, ("anomalies", minutes, device), lambda: anomalies_per_device(repo, minutes, device)
+        request,
+        ("anomalies", minutes, device),
+        lambda: named(repo, anomalies_per_device(repo, minutes, device)),
     )
 
 

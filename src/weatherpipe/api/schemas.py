@@ -17,11 +17,17 @@ SEVERITY = "How bad the anomaly is; null unless the reading starts an anomaly."
 
 class DeviceCount(BaseModel):
     device_id: str = Field(examples=["6b4fa32e-a7f5-4ec2-8820-6581468ef36b"])
+    name: str | None = Field(
+        default=None, description="The device's name in the registry.", examples=["Greenhouse"]
+    )
     count: int = Field(examples=[86400])
 
 
 class DeviceMax(BaseModel):
     device_id: str = Field(examples=["6b4fa32e-a7f5-4ec2-8820-6581468ef36b"])
+    name: str | None = Field(
+        default=None, description="The device's name in the registry.", examples=["Greenhouse"]
+    )
     max_temperature: float | None = Field(examples=[24.31])
 
 
@@ -110,6 +116,9 @@ class ReadingOut(BaseModel):
 
 class DeviceAnomalies(BaseModel):
     device_id: str = Field(examples=[DEVICE])
+    name: str | None = Field(
+        default=None, description="The device's name in the registry.", examples=["Greenhouse"]
+    )
     count: int = Field(description="Anomalous readings in the window.", examples=[2])
     readings: list[ReadingOut] = Field(description="The anomalous readings, newest first.")
 

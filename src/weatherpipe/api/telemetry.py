@@ -14,6 +14,7 @@ import functools
 import hmac
 import math
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -136,6 +137,10 @@ async def telemetry(request: Request) -> JSONResponse:
         _refused(p, i) if isinstance(p, LineError) else _message(p, i, device, received)
         for i, p in enumerate(parsed)
     ]
+    # Each dead letter's key: this request and the item's place in it (ingest/refusals.py).
+    request_id = uuid.uuid4().hex
+    for i, m in enumerate(messages):
+        m.id = f"http:{request_id}:{i}"
     costs = Counter(m.attributes.get("device", "") for m in messages)
     wait = intake.limiter.take(costs)
     if wait == math.inf:  # waiting would never help: say so instead of a Retry-After

@@ -11,11 +11,15 @@ from typing import Any, Self
 
 @dataclass(slots=True)
 class Message:
-    """One message pulled from a subscription; `handle` is the backend's ack token."""
+    """One message pulled from a subscription; `handle` is the backend's ack token.
+
+    `id` is the broker's own identity of the message: the same on every redelivery, never that
+    of another message (None where the broker has none, as MQTT)."""
 
     data: bytes
     attributes: Mapping[str, str] = field(default_factory=dict)
     handle: Any = None
+    id: str | None = None
 
 
 class Bus(ABC):

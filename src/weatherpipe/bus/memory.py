@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ class _Queue:
 @dataclass
 class _Broker:
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Message ids count from 0 in every process: the incarnation keeps them apart.
+    incarnation: str = field(default_factory=lambda: uuid.uuid4().hex)
     ids: itertools.count[int] = field(default_factory=itertools.count)
     topics: dict[str, dict[str, _Queue]] = field(default_factory=dict)
 
@@ -93,6 +96,7 @@ class MemoryBus(Bus):
 
     def _take(self, max_messages: int) -> list[Message]:
         now = time.monotonic()
+        incarnation = self._broker.incarnation
         with self._broker.lock:
             queue = self._queue()
             queue.expire(now)
@@ -101,7 +105,7 @@ class MemoryBus(Bus):
                 msg_id, data, attrs = queue.ready.popleft()
                 queue.in_flight[msg_id] = (now, data, attrs)
                 self._mine.add(msg_id)
-                taken.append(Message(data, attrs, msg_id))
+                taken.append(Message(data, attrs, msg_id, f"memory:{incarnation}:{msg_id}"))
             return taken
 
     async def pull(self, max_messages: int, timeout: float) -> list[Message]:

@@ -105,6 +105,23 @@ def _attributes(msg: Msg) -> Mapping[str, str]:
     return {k: v for k, v in msg.headers.items() if not k.startswith("Nats-")}
 
 
+def message_id(reply: str) -> str | None:
+    """A JetStream message's identity from its ack subject: the stream, its sequence in the
+    stream and the time the stream stored it (so a deleted and re-created stream, whose
+    sequence starts again at 1, gives new ids). Delivery count and consumer sequence are left
+    out: they change on redelivery. None for a subject of another shape.
+
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`,
+    or with `<domain>.<account hash>.` before the stream and a random token after.
+    """
+    tokens = reply.split(".")
+    if len(tokens) == 9:
+        return f"nats:{tokens[2]}:{tokens[5]}:{tokens[7]}"
+    if len(tokens) in (11, 12):
+        return f"nats:{tokens[2]}.{tokens[3]}.{tokens[4]}:{tokens[7]}:{tokens[9]}"
+    return None
+
+
 class NatsBus(Bus):
     """JetStream: stream STREAM(topic) on subject `topic`, durable pull consumer `subscription`.
 
@@ -313,7 +330,7 @@ class NatsBus(Bus):
             msgs = await fetcher.fetch(max_messages, timeout)
         for msg in msgs:
             self._unsettled[msg.reply] = msg
-        return [Message(msg.data, _attributes(msg), msg) for msg in msgs]
+        return [Message(msg.data, _attributes(msg), msg, message_id(msg.reply)) for msg in msgs]
 
     async def ack(self, messages: Sequence[Message]) -> None:
         await self._settle(messages, nak=False)

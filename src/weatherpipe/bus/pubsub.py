@@ -151,7 +151,17 @@ class PubSubBus(Bus):
             # The emulator answers an empty Pull at once; the service waits a little itself.
             await asyncio.sleep(EMPTY_PULL_PAUSE_SECONDS)
         self._held.update(m.ack_id for m in received)
-        return [Message(m.message.data, dict(m.message.attributes), m.ack_id) for m in received]
+        return [
+            Message(m.message.data, dict(m.message.attributes), m.ack_id, self._message_id(m))
+            for m in received
+        ]
+
+    def _message_id(self, received: ReceivedMessage) -> str:
+        """The service's message_id (unique within the topic, the same on redelivery) with the
+        publish time: the emulator counts ids from 1 again after a restart."""
+        published = received.message._pb.publish_time
+        stamp = f"{published.seconds}.{published.nanos:09d}"
+        return f"pubsub:{self.topic_path}:{received.message.message_id}:{stamp}"
 
     async def _pull_once(self, max_messages: int, timeout: float) -> list[ReceivedMessage]:
         """One Pull RPC per 1,000 messages wanted, side by side."""

@@ -8,6 +8,7 @@ column's 500 characters, in ASCII so that any database charset takes it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import orjson
@@ -30,13 +31,30 @@ def dead_letter(message: Message, reason: str) -> DeadLetter:
     if len(data) > MAX_DATA_BYTES:
         reason = f"{reason} (kept the first {MAX_DATA_BYTES:,} of {len(data):,} bytes)"
         data = data[:MAX_DATA_BYTES]
-    return DeadLetter(data, short_reason(reason), bounded(message.attributes))
+    return DeadLetter(data, short_reason(reason), bounded(message.attributes), message_key(message))
+
+
+def message_key(message: Message) -> str:
+    """The dead-letter key of `message`: the same on every delivery of one bus message, so a
+    redelivered batch stores its dead letters once.
+
+    From the broker's message id where it has one (JetStream, Pub/Sub, memory, and the HTTP
+    endpoint's request and position). Without one (MQTT) from the whole message, attributes
+    and bytes (not the reason, which may name the time it was received): two messages
+    identical in both are then one dead letter.
+    """
+    if message.id is not None:
+        source = b"id\0" + message.id.encode("utf-8", "surrogatepass")
+    else:
+        attributes = repr(sorted(message.attributes.items())).encode("utf-8", "surrogatepass")
+        source = b"content\0" + attributes + b"\0" + message.data
+    return hashlib.blake2b(source, digest_size=16).hexdigest()
 
 
 def bare(letter: DeadLetter, reason: str) -> DeadLetter:
     """A dead letter the database took without complaint: the first 64 KiB of its bytes, no
-    attributes (the last resort when it refused the letter itself)."""
-    return DeadLetter(letter.data[: 64 * 1024], short_reason(reason), None)
+    attributes (the last resort when it refused the letter itself), the same key."""
+    return DeadLetter(letter.data[: 64 * 1024], short_reason(reason), None, letter.key)
 
 
 def short_reason(reason: str) -> str:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
 from weatherpipe.storage.database import Store
+from weatherpipe.storage.dialects.base import Dialect
 from weatherpipe.storage.rows import DeadLetter, naive_utc
 from weatherpipe.storage.tables import dead_letters
 
@@ -30,10 +31,13 @@ class DeadLetters(Protocol):
     def mark_replayed(self, ids: Sequence[int]) -> None: ...
 
 
-def add_dead_letters(conn: Connection, dead: Sequence[DeadLetter], received: datetime) -> None:
-    """Store dead letters in `conn`'s transaction (ingest's, beside the batch's readings)."""
+def add_dead_letters(
+    conn: Connection, dialect: Dialect, dead: Sequence[DeadLetter], received: datetime
+) -> None:
+    """Store dead letters in `conn`'s transaction (ingest's, beside the batch's readings);
+    one whose key is stored already (a redelivery) is skipped."""
     if dead:
-        conn.execute(insert(dead_letters), [_dead_row(d, received) for d in dead])
+        conn.execute(dialect.dead_letter_insert(), [_dead_row(d, received) for d in dead])
 
 
 class DeadLetterStore(Store):
@@ -82,4 +86,5 @@ def _dead_row(d: DeadLetter, received: datetime) -> dict[str, Any]:
         "attributes": attributes,
         "reason": d.reason[:500],
         "received_at": received,
+        "message_key": d.key,
     }

@@ -40,38 +40,47 @@ class FleetReads(Protocol):
 
     def fleet_page(self, query: FleetQuery, now: datetime) -> dict[str, Any]: ...
 
+    def fleet_totals(self, detector: str, now: datetime) -> dict[str, int]: ...
+
     def detection_progress(self, detector: str) -> dict[str, Any]: ...
 
 
 class FleetStore(Store):
     def fleet_page(self, query: FleetQuery, now: datetime) -> dict[str, Any]:
-        """One page of devices, how many devices match, and the whole fleet's totals, read in
-        one transaction. Costs one pass over the devices table and one over the last 24 hours'
-        flagged readings, whatever the page; the last reading and the worst anomaly are looked
-        up for the page's devices only."""
+        """One page of devices and how many devices match, read in one transaction.
+
+        The page's ids are sorted and cut from the devices table alone (with the last 24
+        hours' flag counts when sorting by anomalies); every other figure (detection state,
+        flag counts, last temperature, worst flag) is looked up for those ids only, so a page
+        costs about the same at 3 devices or 10,000."""
         day, half_hour = naive_utc(now - timedelta(days=1)), naive_utc(now - timedelta(minutes=30))
-        flags = _flag_counts(day, half_hour)
-        page = _page(query, flags)
+        page = _page_ids(query, _flag_counts(day, half_hour))
         matching = select(func.count()).select_from(devices).where(_search(query))
-        totals = _totals(query.detector, flags, naive_utc(now - SILENT_AFTER))
 
         def work(conn: Connection) -> dict[str, Any]:
-            rows = [dict(row) for row in conn.execute(page).mappings()]
-            ids = [row["id"] for row in rows]
+            ids = list(conn.execute(page).scalars())
+            if not ids:
+                return {"rows": [], "last": {}, "worst": [], "total": _count(conn, matching)}
+            details = _details(ids, query.detector)
+            found = {row["id"]: dict(row) for row in conn.execute(details).mappings()}
             return {
-                "rows": rows,
-                "last": _last_temperatures(conn, ids) if ids else {},
-                "worst": _flagged_of(conn, ids, day) if ids else [],
-                "total": int(conn.execute(matching).scalar() or 0),
-                "fleet": dict(conn.execute(totals).mappings().one()),
+                "rows": [found[i] for i in ids],
+                "last": _last_temperatures(conn, ids),
+                "worst": _flagged_of(conn, ids, day),
+                "total": _count(conn, matching),
             }
 
         found = self.db.run(work)
-        return {
-            "total": found["total"],
-            "devices": _devices(found, naive_utc(now), half_hour),
-            "fleet": {key: int(value or 0) for key, value in found["fleet"].items()},
-        }
+        return {"total": found["total"], "devices": _devices(found, naive_utc(now), half_hour)}
+
+    def fleet_totals(self, detector: str, now: datetime) -> dict[str, int]:
+        """The whole fleet's counts: devices reporting, silent, never seen, where detection
+        stands on them, and their flags in the last 30 minutes and 24 hours."""
+        day, half_hour = naive_utc(now - timedelta(days=1)), naive_utc(now - timedelta(minutes=30))
+        flags = _flag_counts(day, half_hour)
+        query = _totals(detector, flags, naive_utc(now - SILENT_AFTER))
+        row = self.db.run(lambda conn: dict(conn.execute(query).mappings().one()))
+        return {key: int(value or 0) for key, value in row.items()}
 
     def detection_progress(self, detector: str) -> dict[str, Any]:
         """Where `detector` stands: devices it has state for, how many still warm up, its
@@ -116,6 +125,10 @@ def _flag_counts(day: datetime, half_hour: datetime) -> Any:
     )
 
 
+def _count(conn: Connection, query: Any) -> int:
+    return int(conn.execute(query).scalar() or 0)
+
+
 def _search(query: FleetQuery) -> Any:
     """Devices whose name or id contains `q`, ignoring case (`%` and `_` taken literally)."""
     if query.device_id is not None:
@@ -128,20 +141,34 @@ def _search(query: FleetQuery) -> Any:
     )
 
 
-def _page(query: FleetQuery, flags: Any) -> Select[Any]:
-    d, ds = devices.c, detector_state.c
-    half_hour = func.coalesce(flags.c.half_hour, 0)
-    day = func.coalesce(flags.c.day, 0)
+def _page_ids(query: FleetQuery, flags: Any) -> Select[Any]:
+    """The ids of the page's devices, in the page's order (ties by id)."""
+    d = devices.c
     never = case((d.last_seen.is_(None), 1), else_=0)  # devices that never sent go last
     keys: dict[str, list[Any]] = {
         "name": [func.lower(func.coalesce(d.name, d.id))],
         "last_seen": [never, d.last_seen],
-        "anomalies": [half_hour, day],
+        "anomalies": [func.coalesce(flags.c.half_hour, 0), func.coalesce(flags.c.day, 0)],
         "silence": [never, d.last_seen],
     }
     # Silence grows as last_seen falls: its ascending order is last_seen's descending.
     descending = (query.order == "desc") != (query.sort == "silence")
     order = [k.desc() if descending and k is not never else k for k in keys[query.sort]]
+    ids = select(d.id).select_from(devices)
+    if query.sort == "anomalies":
+        ids = ids.outerjoin(flags, flags.c.device_id == d.id)
+    return (
+        ids.where(_search(query))
+        .order_by(*order, d.id)
+        .limit(query.per_page)
+        .offset((query.page - 1) * query.per_page)
+    )
+
+
+def _details(ids: list[str], detector: str) -> Select[Any]:
+    """What the page shows of each of `ids` from the devices table and its detector state
+    (its flags come from `_flagged_of`)."""
+    d, ds = devices.c, detector_state.c
     return (
         select(
             d.id,
@@ -151,17 +178,11 @@ def _page(query: FleetQuery, flags: Any) -> Select[Any]:
             d.first_seen,
             d.last_seen,
             d.enabled,
-            half_hour.label("anomalies_30m"),
-            day.label("anomalies_24h"),
             ds.device_id.label("detected"),
             ds.warming_up,
         )
-        .outerjoin(flags, flags.c.device_id == d.id)
-        .outerjoin(detector_state, and_(ds.device_id == d.id, ds.detector == query.detector))
-        .where(_search(query))
-        .order_by(*order, d.id)
-        .limit(query.per_page)
-        .offset((query.page - 1) * query.per_page)
+        .outerjoin(detector_state, and_(ds.device_id == d.id, ds.detector == detector))
+        .where(d.id.in_(ids))
     )
 
 
@@ -198,7 +219,7 @@ def _last_temperatures(conn: Connection, ids: list[str]) -> dict[str, float]:
 
 
 def _flagged_of(conn: Connection, ids: list[str], since: datetime) -> list[dict[str, Any]]:
-    """The page's flagged readings since `since` (their worst is chosen in Python)."""
+    """The page's flagged readings since `since` (counted and their worst chosen in Python)."""
     r = readings.c
     query = select(r.device_id, r.ts, r.kind, r.severity, r.anomaly_score).where(
         r.is_anomaly == FLAGGED, r.ts >= since, r.device_id.in_(ids)
@@ -246,8 +267,8 @@ def _devices(found: dict[str, Any], now: datetime, half_hour: datetime) -> list[
                 "last_temperature": found["last"].get(row["id"]),
                 "enabled": bool(row["enabled"]),
                 "detection": _detection(row["detected"], row["warming_up"]),
-                "anomalies_30m": int(row["anomalies_30m"] or 0),
-                "anomalies_24h": int(row["anomalies_24h"] or 0),
+                "anomalies_30m": sum(1 for f in mine if f["ts"] >= half_hour),
+                "anomalies_24h": len(mine),
                 "worst_30m": _worst(mine, half_hour),
                 "worst_24h": _worst(mine, datetime.min),
             }

@@ -96,7 +96,7 @@ class IngestStore(Store):
             # A dialect that skips stored keys (PostgreSQL's ON CONFLICT DO NOTHING) wrote the
             # others: raising here rolls the transaction back.
             raise KeysTaken("a key is stored already, or in the batch twice")
-        add_dead_letters(conn, dead, prepared.received)
+        add_dead_letters(conn, self.db.dialect, dead, prepared.received)
         return stored
 
     def name_devices(self, names: Mapping[str, str]) -> None:

@@ -18,11 +18,14 @@ Row = tuple[int, datetime, float, datetime]
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message that is not a reading: its raw bytes and why it was refused."""
+    """A message that is not a reading: its raw bytes and why it was refused. `key` names the
+    message it was made of (ingest/refusals.py): a second dead letter of the same key, from a
+    redelivery, is not stored; None is never taken for a copy."""
 
     data: bytes
     reason: str
     attributes: Mapping[str, str] | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,7 +94,11 @@ dead_letters = Table(
     Column("reason", String(500), nullable=False),
     Column("received_at", Timestamp, nullable=False),
     Column("replayed_at", Timestamp, nullable=True),
+    # The message's key (ingest/refusals.py), so a redelivery stores no second copy; NULL
+    # for rows from before migration 0005.
+    Column("message_key", String(32), nullable=True),
     Index("ix_dead_letters_received", "received_at"),
+    Index("uq_dead_letters_message_key", "message_key", unique=True),
 )
 
 readings_minute = Table(

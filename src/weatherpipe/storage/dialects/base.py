@@ -66,6 +66,11 @@ class Dialect:
         (the columns in STATE_REPLACED)."""
         raise NotImplementedError
 
+    def dead_letter_insert(self) -> Any:
+        """INSERT of dead_letters rows that skips a row whose message_key is stored already
+        (or earlier in the same rows), and nothing else: any other error still raises."""
+        raise NotImplementedError
+
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:
         """The hour a minute-rollup timestamp falls in, as 'YYYY-MM-DD HH:00:00' text."""
         raise NotImplementedError

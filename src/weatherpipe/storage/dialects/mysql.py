@@ -34,7 +34,7 @@ from weatherpipe.storage.dialects.base import (
     stamped,
 )
 from weatherpipe.storage.faults import Fault, names_readings_key
-from weatherpipe.storage.tables import detector_state
+from weatherpipe.storage.tables import dead_letters, detector_state
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -215,6 +215,13 @@ class MySQLDialect(Dialect):
     def state_upsert(self) -> Any:
         my = insert(detector_state)
         return my.on_duplicate_key_update({c: my.inserted[c] for c in STATE_REPLACED})
+
+    def dead_letter_insert(self) -> Any:
+        """A no-op ON DUPLICATE KEY UPDATE, not INSERT IGNORE (which would turn a value too
+        long or out of range into a warning and store it cut); PyMySQL still sends the rows
+        as one multi-row INSERT (only placeholders inside VALUES)."""
+        my = insert(dead_letters)
+        return my.on_duplicate_key_update(message_key=dead_letters.c.message_key)
 
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.date_format(minute, "%Y-%m-%d %H:00:00")

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from weatherpipe.errors import ConfigError
 from weatherpipe.storage.dialects.base import STATE_REPLACED, Dialect, number, stamped
 from weatherpipe.storage.faults import Fault, sqlstate_fault
-from weatherpipe.storage.tables import detector_state
+from weatherpipe.storage.tables import dead_letters, detector_state
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -205,6 +205,9 @@ class PostgreSQLDialect(Dialect):
             index_elements=["device_id", "detector"],
             set_={column: pg.excluded[column] for column in STATE_REPLACED},
         )
+
+    def dead_letter_insert(self) -> Any:
+        return insert(dead_letters).on_conflict_do_nothing(index_elements=["message_key"])
 
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.to_char(minute, "YYYY-MM-DD HH24:00:00")

@@ -35,7 +35,7 @@ from weatherpipe.storage.dialects.base import (
     stamped,
 )
 from weatherpipe.storage.faults import Fault, names_readings_key
-from weatherpipe.storage.tables import detector_state
+from weatherpipe.storage.tables import dead_letters, detector_state
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -158,6 +158,10 @@ class SQLiteDialect(Dialect):
             index_elements=["device_id", "detector"],
             set_={column: lite.excluded[column] for column in STATE_REPLACED},
         )
+
+    def dead_letter_insert(self) -> Any:
+        # Not INSERT OR IGNORE: that would also skip a row breaking NOT NULL, silently.
+        return insert(dead_letters).on_conflict_do_nothing(index_elements=["message_key"])
 
     def hour(self, minute: ColumnElement[Any]) -> ColumnElement[Any]:
         # ISO text: its first 13 characters name the hour.
