@@ -13,7 +13,8 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from weatherpipe.api.routes import ERRORS, fast_json
+from weatherpipe.api.answers import AnswerCache, json_body, tidy
+from weatherpipe.api.routes import ERRORS
 from weatherpipe.api.schemas import FleetPage
 from weatherpipe.health import HealthSampler
 from weatherpipe.storage.fleet import FleetQuery, FleetReads, Order, Sort
@@ -92,7 +93,20 @@ async def fleet(
     severity), silence and detection state; the whole fleet's totals; and the pipeline's
     health (ingest rate, consumer lag, dead letters, detection position and warm-up)."""
     query = fleet_query(request, page, per_page, q, sort, order)
-    return fast_json(await fleet_answer(request, query))
+    # Every open dashboard asks for the same first page: one query per second for all of them
+    # (api/answers.py; WEATHERPIPE_API_CACHE_SECONDS).
+    answers: AnswerCache = request.app.state.answers
+
+    async def produce() -> bytes:
+        return json_body(tidy_page(await fleet_answer(request, query)))
+
+    body = await answers.share(("fleet", query), produce)
+    return Response(body, media_type="application/json")
+
+
+def tidy_page(answer: dict[str, Any]) -> dict[str, Any]:
+    tidy(answer["devices"])
+    return answer
 
 
 # Out of the OpenAPI schema: a stream that never ends is no operation a schema tester (or
