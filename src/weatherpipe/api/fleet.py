@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -93,15 +92,19 @@ async def fleet(
     severity), silence and detection state; the whole fleet's totals; and the pipeline's
     health (ingest rate, consumer lag, dead letters, detection position and warm-up)."""
     query = fleet_query(request, page, per_page, q, sort, order)
-    # Every open dashboard asks for the same first page: one query per second for all of them
-    # (api/answers.py; WEATHERPIPE_API_CACHE_SECONDS).
+    return Response(await shared_page(request, query), media_type="application/json")
+
+
+async def shared_page(request: Request, query: FleetQuery) -> bytes:
+    """The answer as JSON. Every open dashboard asks for the same first page: one query per
+    second for all of them, requests and event streams alike (api/answers.py;
+    WEATHERPIPE_API_CACHE_SECONDS)."""
     answers: AnswerCache = request.app.state.answers
 
     async def produce() -> bytes:
         return json_body(tidy_page(await fleet_answer(request, query)))
 
-    body = await answers.share(("fleet", query), produce)
-    return Response(body, media_type="application/json")
+    return await answers.share(("fleet", query), produce)
 
 
 def tidy_page(answer: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +140,7 @@ async def _stream(request: Request, query: FleetQuery, every: float) -> AsyncIte
     yield f"retry: {int(every * 1000)}\n\n".encode()
     sent = 0
     while not await request.is_disconnected():
-        answer = await fleet_answer(request, query)
+        data = await shared_page(request, query)
         sent += 1
-        data = orjson.dumps(answer, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
         yield b"event: fleet\nid: %d\ndata: %s\n\n" % (sent, data)
         await asyncio.sleep(every)
