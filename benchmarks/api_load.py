@@ -227,6 +227,9 @@ def measure(
             base_runs.append(wrk(f"{minimal}/", seconds, warm_up).requests_per_s)
             for name, path in paths:
                 runs[name].append(wrk(f"{api}{path}", seconds, warm_up))
+                # uvicorn finishes requests whose client has gone: an endpoint slower than
+                # the load leaves work queued that would be billed to the next one.
+                settle(api)
     base = median(base_runs)
     out = []
     for name, measured in runs.items():
@@ -267,6 +270,19 @@ def _answers(url: str, children: Processes) -> Any:
             return False
 
     return probe
+
+
+def settle(api: str, quick_ms: float = 100.0, timeout: float = 60.0) -> None:
+    """Wait until /healthz answers within `quick_ms` twice in a row (the server is idle)."""
+    import httpx
+
+    deadline, quick = time.monotonic() + timeout, 0
+    while quick < 2 and time.monotonic() < deadline:
+        started = time.perf_counter()
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{api}/healthz", timeout=timeout)
+        quick = quick + 1 if (time.perf_counter() - started) * 1000 < quick_ms else 0
+        time.sleep(0.2)
 
 
 def free_port() -> int:

@@ -152,7 +152,11 @@ class Settings(BaseSettings):
         2000, ge=1, le=100_000, description="Most rows one prune DELETE removes (one transaction)."
     )
     prune_pause: float = Field(
-        0.1, ge=0, le=60, description="Seconds prune waits after each batch it deleted."
+        0.1,
+        ge=0,
+        le=60,
+        description="Least seconds prune waits after each batch it deleted (it also waits at "
+        "least 3 times as long as the batch took).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."

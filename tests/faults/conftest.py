@@ -57,14 +57,6 @@ def shared_nats(names: dict[str, str]) -> Iterator[Consumer]:
     yield from _consumer(names, ack_wait=5)
 
 
-@pytest.fixture
-def patient_nats(names: dict[str, str]) -> Iterator[Consumer]:
-    """As shared_nats with NATS's default 60 s ack_wait, for tests that kill nothing: on a
-    loaded machine a 5 s ack_wait redelivers batches still being written, and their dead
-    letters (which have no key) are stored twice."""
-    yield from _consumer(names, ack_wait=60)
-
-
 def _consumer(names: dict[str, str], ack_wait: int) -> Iterator[Consumer]:
     require("NATS", "127.0.0.1", 4222)
     url = f"{SHARED_NATS}?ack_wait={ack_wait}"
