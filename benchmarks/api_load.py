@@ -89,7 +89,8 @@ def api_load(options: BenchOptions) -> Result:
     the same run, and p99, on each database."""
     if shutil.which("wrk") is None:
         raise RuntimeError("api-load needs wrk (Debian: apt-get install wrk)")
-    # Quick: two seconds per endpoint and no warm-up, on SQLite unless a database is named.
+    # Quick: two seconds per endpoint, no warm-up, settling 10 s at most, on SQLite unless a
+    # database is named: a smoke run of the machinery (tests/benchmarks/test_scenarios.py).
     seconds = 2.0 if options.quick else options.seconds or 5.0
     databases = options.databases or (("sqlite",) if options.quick else ALL_DATABASES)
     load_before = os.getloadavg()
@@ -99,7 +100,7 @@ def api_load(options: BenchOptions) -> Result:
         for dataset in datasets(options):
             with scratch_database(database, options) as url:
                 fill(url, dataset)
-                found, base = measure(url, options.repeats, seconds, 0 if options.quick else 1)
+                found, base = measure(url, options.repeats, seconds, quick=options.quick)
             label = f"{database}, {dataset.name}"
             minimal[label] = base
             rows += [Row(database, dataset.name, *figures) for figures in found]
@@ -214,7 +215,7 @@ def endpoints(api: str) -> list[tuple[str, str]]:
 
 
 def measure(
-    url: str, repeats: int, seconds: float, warm_up: float = 1.0
+    url: str, repeats: int, seconds: float, quick: bool = False
 ) -> tuple[list[tuple[Any, ...]], float]:
     """Each endpoint of `weatherpipe api` on `url` and the minimal app, interleaved over
     `repeats` rounds; (name, median req/s, ratio, median p99, runs, p99 runs) per endpoint,
@@ -224,9 +225,13 @@ def measure(
         base_runs: list[float] = []
         runs: dict[str, list[WrkRun]] = {name: [] for name, _ in paths}
         for _ in range(repeats):
+            warm_up = 0.0 if quick else 1.0
             base_runs.append(wrk(f"{minimal}/", seconds, warm_up).requests_per_s)
             for name, path in paths:
                 runs[name].append(wrk(f"{api}{path}", seconds, warm_up))
+                # uvicorn finishes requests whose client has gone: an endpoint slower than
+                # the load leaves work queued that would be billed to the next one.
+                settle(api, timeout=10.0 if quick else 60.0)
     base = median(base_runs)
     out = []
     for name, measured in runs.items():
@@ -267,6 +272,19 @@ def _answers(url: str, children: Processes) -> Any:
             return False
 
     return probe
+
+
+def settle(api: str, quick_ms: float = 100.0, timeout: float = 60.0) -> None:
+    """Wait until /healthz answers within `quick_ms` twice in a row (the server is idle)."""
+    import httpx
+
+    deadline, quick = time.monotonic() + timeout, 0
+    while quick < 2 and time.monotonic() < deadline:
+        started = time.perf_counter()
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{api}/healthz", timeout=timeout)
+        quick = quick + 1 if (time.perf_counter() - started) * 1000 < quick_ms else 0
+        time.sleep(0.2)
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from weatherpipe.api.server import ApiServer, StageServer, listen_socket
+from weatherpipe.api.server import SHUTDOWN_GRACE, ApiServer, StageServer, listen_socket
 from weatherpipe.compose import (
     load_alerts_config,
     make_alerts,
@@ -134,7 +134,12 @@ def serve(application: Any, settings: Settings, sock: socket.socket) -> None:
     api-load benchmark serves its minimal baseline app through this too)."""
     # With JSON logs, uvicorn's loggers go through ours instead of its own formatter.
     log_config = None if settings.log_json else uvicorn.config.LOGGING_CONFIG
-    config = uvicorn.Config(application, log_level="info", log_config=log_config)
+    config = uvicorn.Config(
+        application,
+        log_level="info",
+        log_config=log_config,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+    )
     StageServer(config).run(sockets=[sock])
 
 

@@ -4,6 +4,9 @@ sort, each device's figures, the fleet's totals and the pipeline's health; bad i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.api.test_dashboard_browser import free_port, wait_until_up
 
+from weatherpipe.api.server import SHUTDOWN_GRACE
 from weatherpipe.compose import make_api
 from weatherpipe.config import load_settings
 from weatherpipe.health import HealthSampler
@@ -226,3 +230,30 @@ def fleet_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
         elif not line and event == "fleet":
             yield orjson.loads(data)
             event, data = "", ""
+
+
+def test_a_stopping_server_does_not_wait_for_an_open_event_stream(
+    repo: Repository, fleet: Fleet
+) -> None:
+    settings = load_settings(database_url=str(repo.engine.url))
+    port = free_port()
+    server = ApiServer(make_api(settings, repo), "127.0.0.1", port)
+    server.start()
+    wait_until_up(f"http://127.0.0.1:{port}/healthz")
+    opened = threading.Event()
+
+    def listen() -> None:
+        url = f"http://127.0.0.1:{port}/api/v1/events?every=0.5"
+        with contextlib.suppress(httpx.HTTPError), httpx.stream("GET", url, timeout=30) as answer:
+            for _ in answer.iter_lines():
+                opened.set()
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert opened.wait(10), "the stream did not open"
+    started = time.monotonic()
+    server.stop()
+    assert not server.thread.is_alive(), "the server still waits for the stream"
+    assert time.monotonic() - started < SHUTDOWN_GRACE + 5
+    listener.join(10)
+    assert not listener.is_alive()

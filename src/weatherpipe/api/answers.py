@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -86,22 +86,27 @@ class AnswerCache:
         return await anyio.to_thread.run_sync(work, limiter=self.limiter)
 
     async def get(self, key: Hashable, compute: Callable[[], bytes]) -> bytes:
+        """The answer of `key`, computed by `compute` (blocking) in a thread if need be."""
+        return await self.share(key, lambda: self.run(compute))
+
+    async def share(self, key: Hashable, produce: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The answer of `key`, awaited from `produce()` if need be."""
         if self.ttl <= 0:
-            return await self.run(compute)
+            return await produce()
         kept = self._answers.get(key)
         if kept is not None and kept[0] > self.clock():
             return kept[1]
         pending = self._pending.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._compute(key, compute))
+            pending = asyncio.ensure_future(self._compute(key, produce))
             self._pending[key] = pending
         # Shielded: a caller that hangs up does not cancel the others' answer.
         return await asyncio.shield(pending)
 
-    async def _compute(self, key: Hashable, compute: Callable[[], bytes]) -> bytes:
+    async def _compute(self, key: Hashable, produce: Callable[[], Awaitable[bytes]]) -> bytes:
         started, generation = self.clock(), self._generation
         try:
-            body = await self.run(compute)
+            body = await produce()
         finally:
             if generation == self._generation:
                 del self._pending[key]

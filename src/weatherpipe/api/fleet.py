@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from weatherpipe.api.routes import ERRORS, fast_json
+from weatherpipe.api.answers import AnswerCache, json_body, tidy
+from weatherpipe.api.routes import ERRORS
 from weatherpipe.api.schemas import FleetPage
 from weatherpipe.health import HealthSampler
 from weatherpipe.storage.fleet import FleetQuery, FleetReads, Order, Sort
@@ -92,7 +92,24 @@ async def fleet(
     severity), silence and detection state; the whole fleet's totals; and the pipeline's
     health (ingest rate, consumer lag, dead letters, detection position and warm-up)."""
     query = fleet_query(request, page, per_page, q, sort, order)
-    return fast_json(await fleet_answer(request, query))
+    return Response(await shared_page(request, query), media_type="application/json")
+
+
+async def shared_page(request: Request, query: FleetQuery) -> bytes:
+    """The answer as JSON. Every open dashboard asks for the same first page: one query per
+    second for all of them, requests and event streams alike (api/answers.py;
+    WEATHERPIPE_API_CACHE_SECONDS)."""
+    answers: AnswerCache = request.app.state.answers
+
+    async def produce() -> bytes:
+        return json_body(tidy_page(await fleet_answer(request, query)))
+
+    return await answers.share(("fleet", query), produce)
+
+
+def tidy_page(answer: dict[str, Any]) -> dict[str, Any]:
+    tidy(answer["devices"])
+    return answer
 
 
 # Out of the OpenAPI schema: a stream that never ends is no operation a schema tester (or
@@ -123,8 +140,7 @@ async def _stream(request: Request, query: FleetQuery, every: float) -> AsyncIte
     yield f"retry: {int(every * 1000)}\n\n".encode()
     sent = 0
     while not await request.is_disconnected():
-        answer = await fleet_answer(request, query)
+        data = await shared_page(request, query)
         sent += 1
-        data = orjson.dumps(answer, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
         yield b"event: fleet\nid: %d\ndata: %s\n\n" % (sent, data)
         await asyncio.sleep(every)

@@ -11,6 +11,10 @@ import uvicorn
 
 from weatherpipe.errors import ConfigError
 
+# Seconds a stopping server waits for open responses before it cancels them: a dashboard's
+# event stream (GET /api/v1/events) never ends by itself, and uvicorn would wait for it forever.
+SHUTDOWN_GRACE = 2
+
 
 class StageServer(uvicorn.Server):
     """uvicorn that ends with exit status 0 after SIGTERM or Ctrl-C, like every other stage.
@@ -55,7 +59,8 @@ class ApiServer:
         self, app: Any, host: str = "", port: int = 0, sock: socket.socket | None = None
     ) -> None:
         self.socket = sock or listen_socket(host, port)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.socket]}, name="api", daemon=True
         )

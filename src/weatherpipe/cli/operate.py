@@ -193,7 +193,9 @@ def _watch_status(settings: Any, repo: Any, where: str, top: int, seconds: float
         while True:
             state = await gather(settings, repo)
             stamp = f"{datetime.now(UTC):%H:%M:%S}Z, every {seconds:g} s (Ctrl-C to stop)"
-            panel.update(Text("\n".join([*report_lines(state, where, top), stamp])))
+            lines = [*report_lines(state, where, top), stamp]
+            # One screen line per line: a wrapped line would make the panel jump.
+            panel.update(Text("\n".join(lines), no_wrap=True, overflow="ellipsis"))
             await asyncio.sleep(seconds)
 
     with contextlib.suppress(KeyboardInterrupt), live_panel("reading the status ...") as panel:

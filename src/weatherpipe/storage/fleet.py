@@ -61,7 +61,7 @@ class FleetStore(Store):
             ids = list(conn.execute(page).scalars())
             if not ids:
                 return {"rows": [], "last": {}, "worst": [], "total": _count(conn, matching)}
-            details = _details(ids, query.detector, _flag_counts(day, half_hour, ids))
+            details = _details(ids, query.detector)
             found = {row["id"]: dict(row) for row in conn.execute(details).mappings()}
             return {
                 "rows": [found[i] for i in ids],
@@ -109,11 +109,11 @@ class FleetStore(Store):
         }
 
 
-def _flag_counts(day: datetime, half_hour: datetime, ids: list[str] | None = None) -> Any:
-    """Flagged readings per device (of `ids`, or all) in the last 24 hours and the last 30
-    minutes (the (is_anomaly, ts) index finds them)."""
+def _flag_counts(day: datetime, half_hour: datetime) -> Any:
+    """Flagged readings per device in the last 24 hours and the last 30 minutes (the
+    (is_anomaly, ts) index finds them)."""
     r = readings.c
-    query = (
+    return (
         select(
             r.device_id,
             func.count().label("day"),
@@ -121,10 +121,8 @@ def _flag_counts(day: datetime, half_hour: datetime, ids: list[str] | None = Non
         )
         .where(r.is_anomaly == FLAGGED, r.ts >= day)
         .group_by(r.device_id)
+        .subquery("flags")
     )
-    if ids is not None:
-        query = query.where(r.device_id.in_(ids))
-    return query.subquery("flags")
 
 
 def _count(conn: Connection, query: Any) -> int:
@@ -167,9 +165,9 @@ def _page_ids(query: FleetQuery, flags: Any) -> Select[Any]:
     )
 
 
-def _details(ids: list[str], detector: str, flags: Any) -> Select[Any]:
-    """What the page shows of each of `ids`, from the devices table, their flag counts and
-    their detector state."""
+def _details(ids: list[str], detector: str) -> Select[Any]:
+    """What the page shows of each of `ids` from the devices table and its detector state
+    (its flags come from `_flagged_of`)."""
     d, ds = devices.c, detector_state.c
     return (
         select(
@@ -180,12 +178,9 @@ def _details(ids: list[str], detector: str, flags: Any) -> Select[Any]:
             d.first_seen,
             d.last_seen,
             d.enabled,
-            func.coalesce(flags.c.half_hour, 0).label("anomalies_30m"),
-            func.coalesce(flags.c.day, 0).label("anomalies_24h"),
             ds.device_id.label("detected"),
             ds.warming_up,
         )
-        .outerjoin(flags, flags.c.device_id == d.id)
         .outerjoin(detector_state, and_(ds.device_id == d.id, ds.detector == detector))
         .where(d.id.in_(ids))
     )
@@ -224,7 +219,7 @@ def _last_temperatures(conn: Connection, ids: list[str]) -> dict[str, float]:
 
 
 def _flagged_of(conn: Connection, ids: list[str], since: datetime) -> list[dict[str, Any]]:
-    """The page's flagged readings since `since` (their worst is chosen in Python)."""
+    """The page's flagged readings since `since` (counted and their worst chosen in Python)."""
     r = readings.c
     query = select(r.device_id, r.ts, r.kind, r.severity, r.anomaly_score).where(
         r.is_anomaly == FLAGGED, r.ts >= since, r.device_id.in_(ids)
@@ -272,8 +267,8 @@ def _devices(found: dict[str, Any], now: datetime, half_hour: datetime) -> list[
                 "last_temperature": found["last"].get(row["id"]),
                 "enabled": bool(row["enabled"]),
                 "detection": _detection(row["detected"], row["warming_up"]),
-                "anomalies_30m": int(row["anomalies_30m"] or 0),
-                "anomalies_24h": int(row["anomalies_24h"] or 0),
+                "anomalies_30m": sum(1 for f in mine if f["ts"] >= half_hour),
+                "anomalies_24h": len(mine),
                 "worst_30m": _worst(mine, half_hour),
                 "worst_24h": _worst(mine, datetime.min),
             }
