@@ -193,7 +193,13 @@ def progress(
         Progress(*columns, console=console, refresh_per_second=4) as bar_set,
         logs_through(console),
     ):
-        yield Bar(bar_set, bar_set.add_task(description, total=total, unit=unit))
+        task = bar_set.add_task(description, total=total, unit=unit)
+        try:
+            yield Bar(bar_set, task)
+        except BaseException:
+            # A command that fails says so in one line: no half-done bar is left above it.
+            bar_set.update(task, visible=False)
+            raise
 
 
 class Panel:
