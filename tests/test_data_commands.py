@@ -43,7 +43,7 @@ def test_export_writes_csv_and_parquet_files(
     assert done.exit_code == 0, done.output
     lines = out.read_text().splitlines()
     assert len(lines) == 11
-    assert lines[1].startswith(f"{DEVICE_A},2026-11-03T00:00:10.000Z,10.0,")
+    assert lines[1].startswith(f"{DEVICE_A},,2026-11-03T00:00:10.000Z,10.0,")  # no name yet
     assert "exported 10 readings" in done.output
     parquet = tmp_path / "a.parquet"
     done = CliRunner().invoke(app, ["export", "--format", "parquet", "-o", str(parquet)], env=env)

@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 
 Format = Literal["csv", "parquet"]
 Chunks = Iterable[list[tuple[Any, ...]]]
-# The columns of storage/export.EXPORT_COLUMNS, in order, as the files name them.
+# The columns storage/export.py reads (EXPORT_COLUMNS with the registry name second), in order,
+# as the files name them.
 COLUMNS = (
     "device_id",
+    "name",
     "ts",
     "temperature",
     "latitude",
@@ -119,6 +121,7 @@ def parquet_schema() -> pa.Schema:
     return pa.schema(
         [
             ("device_id", pa.string()),
+            ("name", pa.string()),
             ("ts", pa.timestamp("ms", tz="UTC")),
             ("temperature", pa.float64()),
             ("latitude", pa.float64()),

@@ -29,6 +29,7 @@ def client(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestCl
     monkeypatch.setattr(export, "ROW_GROUP_ROWS", 10)
     repo.store_batch(series([20.0 + i / 8 for i in range(25)], DEVICE_A, start=START))
     repo.store_batch(series([-3.5, -4.0, 99.125], DEVICE_B, start=START + timedelta(hours=1)))
+    assert repo.update_device(DEVICE_A, name="Greenhouse, north")  # a comma for the CSV quoting
     rows = repo.readings_after(DEVICE_A, None, 10)
     flagged = [Scored(rows[3][0], 0.99, True, "spike", "high"), Scored(rows[4][0], 0.1, False)]
     repo.save_detection("vigil", DEVICE_A, rows[-1][1], "{}", flagged)
@@ -39,11 +40,14 @@ def client(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestCl
 
 def expected(repo: Repository, device_id: str) -> list[dict[str, Any]]:
     """The device's readings as the paged readings endpoint's storage reads them."""
+    names = {d["device_id"]: d["name"] for d in repo.devices()}
+    assert names[DEVICE_A] == "Greenhouse, north"
     out = []
     for row in repo.readings_page(device_id, limit=10_000):
         out.append(
             {
                 "device_id": row["device_id"],
+                "name": names[device_id],
                 "ts": row["ts"],
                 "temperature": row["temperature"],
                 "seq": row["seq"],
@@ -61,6 +65,7 @@ def from_csv(body: bytes) -> list[dict[str, Any]]:
     return [
         {
             "device_id": r["device_id"],
+            "name": r["name"] or None,
             "ts": datetime.fromisoformat(r["ts"]),
             "temperature": float(r["temperature"]),
             "seq": int(r["seq"]),
@@ -76,7 +81,7 @@ def from_parquet(body: bytes) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(io.BytesIO(body))
-    keep = ("device_id", "ts", "temperature", "seq", "is_anomaly", "anomaly_score", "kind")
+    keep = ("device_id", "name", "ts", "temperature", "seq", "is_anomaly", "anomaly_score", "kind")
     return [{k: row[k] for k in keep} for row in table.to_pylist()]
 
 

@@ -13,7 +13,8 @@ from weatherpipe.storage.database import Store
 from weatherpipe.storage.rows import naive_utc
 from weatherpipe.storage.tables import devices, readings
 
-# The exported columns, in order: a reading and its detection, without ingest's bookkeeping.
+# The exported columns, in order: a reading and its detection, without ingest's bookkeeping
+# (the device's registry name is read beside the id, second).
 EXPORT_COLUMNS = [
     readings.c.device_id,
     readings.c.ts,
@@ -65,7 +66,7 @@ class ExportStore(Store):
                     yield rows
                 if len(rows) < limit:
                     break
-                after = rows[-1][1]
+                after = rows[-1][2]
 
     def _device_ids(self) -> list[str]:
         query = select(devices.c.id).order_by(devices.c.id)
@@ -80,8 +81,12 @@ class ExportStore(Store):
         limit: int,
     ) -> list[tuple[Any, ...]]:
         r = readings.c
-        query = select(*self.db.dialect.text_columns(EXPORT_COLUMNS)).where(
-            r.device_id == device_id
+        id_column, *rest = self.db.dialect.text_columns(EXPORT_COLUMNS)
+        # The registry's name beside the id, so an exported file says which device it holds.
+        query = (
+            select(id_column, devices.c.name, *rest)
+            .select_from(readings.outerjoin(devices, devices.c.id == r.device_id))
+            .where(r.device_id == device_id)
         )
         if start is not None:
             query = query.where(r.ts >= naive_utc(start))
