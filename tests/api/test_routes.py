@@ -246,6 +246,15 @@ def test_home_page_names_every_device_and_works_without_scripts(client: TestClie
     assert client.get("/?page=x&per_page=-3&sort=nope&order=up").status_code == 200
 
 
+def test_home_page_leads_to_the_four_analyses(client: TestClient) -> None:
+    home = client.get("/").text.split('id="analyses-section"')[1]
+    analyses = client.get("/analyses").text
+    for anchor in ("counts-section", "max-section", "anomalies-section"):
+        assert f'href="/analyses#{anchor}"' in home and f'id="{anchor}"' in analyses
+    assert 'action="/analyses"' in home
+    assert all(f'name="{field}"' in home for field in ("day", "month", "year"))
+
+
 def test_device_page_names_the_device_and_loads_the_vendored_chart(client: TestClient) -> None:
     page = client.get(f"/devices/{DEVICE_A.upper()}").text
     assert '<h2 class="name">Rooftop</h2>' in page
