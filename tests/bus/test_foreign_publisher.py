@@ -2,7 +2,10 @@
 
 It uses the broker's own client library, not weatherpipe: 20,000 valid readings, 500 of them
 re-sent, and 100 malformed messages, shuffled. `weatherpipe ingest` runs as its own process.
-MariaDB must end with exactly 20,000 readings and at least 100 dead letters.
+MariaDB must end with exactly 20,000 readings and 100 dead letters: one per bad message on
+NATS and Pub/Sub, one per distinct bad payload (10) on MQTT, which gives a redelivered message
+no identity of its own, so byte-identical bad messages share one dead letter's key
+(docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from weatherpipe.reading import Reading, encode
 
 pytestmark = pytest.mark.slow
 VALID, RESENT, MALFORMED = 20_000, 500, 100
+DISTINCT_MALFORMED = 10
 
 
 def messages(seed: int = 7) -> list[bytes]:
@@ -56,6 +60,7 @@ def messages(seed: int = 7) -> list[bytes]:
         b'"temperature":"warm","latitude":0,"longitude":0}',
         b"x" * 70_000,
     ]
+    assert len(set(malformed)) == DISTINCT_MALFORMED
     batch = (
         valid
         + rng.sample(valid, RESENT)
@@ -169,8 +174,9 @@ def test_a_foreign_publisher_is_stored_exactly_once(
                 dead = conn.execute(text("SELECT COUNT(*) FROM dead_letters")).scalar_one()
             return int(stored), int(dead)
 
+        expected = (VALID, DISTINCT_MALFORMED if url.startswith("mqtt") else MALFORMED)
         deadline = time.monotonic() + 180
-        while counts() != (VALID, MALFORMED) and time.monotonic() < deadline:
+        while counts() != expected and time.monotonic() < deadline:
             assert ingest.poll() is None, (tmp_path / "ingest.log").read_text()
             time.sleep(0.5)
         stored, dead = counts()
@@ -178,7 +184,7 @@ def test_a_foreign_publisher_is_stored_exactly_once(
         ingest.send_signal(signal.SIGTERM)
         code = ingest.wait(timeout=30)
         log.close()
-    assert (stored, dead) == (VALID, MALFORMED), (tmp_path / "ingest.log").read_text()[-3000:]
+    assert (stored, dead) == expected, (tmp_path / "ingest.log").read_text()[-3000:]
     assert code == 0
     with engine.connect() as conn:
         rollup = conn.execute(text("SELECT SUM(n) FROM readings_daily")).scalar_one()
