@@ -10,7 +10,13 @@ from typing import Any, Literal, Protocol
 from sqlalchemy import Connection, Select, and_, case, func, literal, or_, select
 
 from weatherpipe.storage.database import Store
-from weatherpipe.storage.rows import aware, naive_utc
+from weatherpipe.storage.rows import (
+    aware,
+    aware_or_none,
+    detection_state,
+    float_or_none,
+    naive_utc,
+)
 from weatherpipe.storage.tables import detector_state, devices, readings
 
 # `is_anomaly = 1` (not `IS TRUE`) so MySQL can use the (is_anomaly, ts) index.
@@ -103,9 +109,9 @@ class FleetStore(Store):
         return {
             "devices": int(row["devices"] or 0),
             "warming_up": int(row["warming_up"] or 0),
-            "position": _aware(row["position"]),
-            "oldest_position": _aware(row["oldest_position"]),
-            "newest_reading": _aware(row["newest_reading"]),
+            "position": aware_or_none(row["position"]),
+            "oldest_position": aware_or_none(row["oldest_position"]),
+            "newest_reading": aware_or_none(row["newest_reading"]),
         }
 
 
@@ -257,16 +263,16 @@ def _devices(found: dict[str, Any], now: datetime, half_hour: datetime) -> list[
             {
                 "device_id": row["id"],
                 "name": row["name"],
-                "latitude": _number(row["latitude"]),
-                "longitude": _number(row["longitude"]),
-                "first_seen": _aware(row["first_seen"]),
-                "last_seen": _aware(last_seen),
+                "latitude": float_or_none(row["latitude"]),
+                "longitude": float_or_none(row["longitude"]),
+                "first_seen": aware_or_none(row["first_seen"]),
+                "last_seen": aware_or_none(last_seen),
                 "silence_seconds": None
                 if last_seen is None
                 else max(0.0, round((now - last_seen).total_seconds(), 3)),
                 "last_temperature": found["last"].get(row["id"]),
                 "enabled": bool(row["enabled"]),
-                "detection": _detection(row["detected"], row["warming_up"]),
+                "detection": detection_state(row["detected"], row["warming_up"]),
                 "anomalies_30m": sum(1 for f in mine if f["ts"] >= half_hour),
                 "anomalies_24h": len(mine),
                 "worst_30m": _worst(mine, half_hour),
@@ -274,17 +280,3 @@ def _devices(found: dict[str, Any], now: datetime, half_hour: datetime) -> list[
             }
         )
     return out
-
-
-def _aware(ts: datetime | None) -> datetime | None:
-    return aware(ts) if ts is not None else None
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _detection(detected: str | None, warming_up: bool | None) -> str:
-    if detected is None:
-        return "not_started"
-    return "warming_up" if warming_up else "monitoring"

@@ -9,7 +9,13 @@ from sqlalchemy import Connection, and_, func, literal, select
 
 from weatherpipe.storage.analyses import ANALYSES
 from weatherpipe.storage.database import Store
-from weatherpipe.storage.rows import aware, naive_utc, plain
+from weatherpipe.storage.rows import (
+    aware_or_none,
+    detection_state,
+    float_or_none,
+    naive_utc,
+    plain,
+)
 from weatherpipe.storage.tables import (
     dead_letters,
     detector_state,
@@ -109,17 +115,17 @@ class ReadStore(Store):
                 "name": row["name"],
                 "latitude": row["latitude"],
                 "longitude": row["longitude"],
-                "first_seen": _maybe_aware(row["first_seen"]),
-                "last_seen": _maybe_aware(row["last_seen"]),
+                "first_seen": aware_or_none(row["first_seen"]),
+                "last_seen": aware_or_none(row["last_seen"]),
                 "description": row["description"],
                 "tags": row["tags"].split(",") if row["tags"] else [],
                 "enabled": bool(row["enabled"]),
                 "count": int(row["n"] or 0),
                 "max_temperature": row["t_max"],
                 "last_temperature": row["last_temperature"],
-                "last_ts": aware(row["last_ts"]) if row["last_ts"] is not None else None,
-                "detection": _detection(row["detected"], row["warming_up"]),
-                "false_alarms_per_day": _number(row["false_alarms_per_day"]),
+                "last_ts": aware_or_none(row["last_ts"]),
+                "detection": detection_state(row["detected"], row["warming_up"]),
+                "false_alarms_per_day": float_or_none(row["false_alarms_per_day"]),
             }
             for row in self.db.run(lambda conn: conn.execute(query).mappings().all())
         ]
@@ -265,22 +271,6 @@ class ReadStore(Store):
             .order_by(r.ts)
             .limit(limit)
         )
-
-
-def _maybe_aware(ts: datetime | None) -> datetime | None:
-    return aware(ts) if ts is not None else None
-
-
-def _number(value: Any) -> float | None:
-    """A nullable DOUBLE as a float (MySQL's driver hands over Decimal)."""
-    return None if value is None else float(value)
-
-
-def _detection(detected: str | None, warming_up: bool | None) -> str:
-    """Where detection stands on a device: not started, warming up, or monitoring."""
-    if detected is None:
-        return "not_started"
-    return "warming_up" if warming_up else "monitoring"
 
 
 def _points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

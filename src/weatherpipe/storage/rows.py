@@ -76,6 +76,23 @@ def aware(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
 
 
+def aware_or_none(ts: datetime | None) -> datetime | None:
+    """`aware(ts)`, passing a missing time (NULL) through."""
+    return aware(ts) if ts is not None else None
+
+
+def float_or_none(value: Any) -> float | None:
+    """A nullable DOUBLE as a float (MySQL's driver hands over Decimal)."""
+    return None if value is None else float(value)
+
+
+def detection_state(detected: str | None, warming_up: bool | None) -> str:
+    """Where detection stands on a device: not started, warming up, or monitoring."""
+    if detected is None:
+        return "not_started"
+    return "warming_up" if warming_up else "monitoring"
+
+
 def plain(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A result row as a dict with aware datetimes and plain numbers."""
     out: dict[str, Any] = {}
